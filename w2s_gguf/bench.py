@@ -1,0 +1,97 @@
+"""`w2s-gguf bench`: our extraction pipeline against llama.cpp's own throughput, on one load.
+
+Speed on shared machines is noisy, so the figure that matters is a ratio
+measured in one process: tokens/s of the whole pipeline (tokenize, batch,
+decode, pool, store) over tokens/s of the engine decoding one sequence of
+`max_tokens` tokens, on the same model, context and threads.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .embeddings import Embedder, embed_texts
+from .errors import W2SError
+from .models import load_registry, resolve_model
+from .tasks import load_task
+
+
+def peak_rss_mb() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 / 1024 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+def time_heads(x: np.ndarray, labels: np.ndarray, seeds: int = 3, losses=("xent", "logconf", "product")) -> float:
+    """Seconds to train the heads of the default experiment's shape: per seed a weak and a
+    strong ceiling plus one transfer head per loss (features reused for both models)."""
+    from .experiment import split_halves
+    from .heads import LinearProbe
+
+    start = time.perf_counter()
+    groups = [str(i) for i in range(len(labels))]
+    for seed in range(seeds):
+        a, b = split_halves(groups, seed)
+        weak = LinearProbe(loss="xent", seed=seed).fit(x[a], labels[a])
+        LinearProbe(loss="xent", seed=seed).fit(x[a], labels[a])
+        soft = weak.predict_proba(x[b]).astype(np.float32)
+        for loss in losses:
+            LinearProbe(loss=loss, seed=seed).fit(x[b], soft)
+    return time.perf_counter() - start
+
+
+def run_bench(model_spec: str, task: str, n_docs: int, max_tokens: int = 512, n_gpu_layers: int = -1,
+              n_threads: int | None = None, registry: str | None = None) -> dict:
+    if n_docs < 8:
+        raise W2SError(f"--n-docs must be at least 8 (got {n_docs})")
+    model = resolve_model(model_spec, load_registry(registry))
+    data = load_task(task, n_train=n_docs, n_test=1)
+    texts = [d.text for d in data.train]
+    labels = np.array([d.label for d in data.train])
+
+    embedder = Embedder(model, "last", max_tokens, n_gpu_layers, n_threads)
+    engine_tps = embedder.engine_tokens_per_second()
+    with tempfile.TemporaryDirectory(prefix="w2s-bench-") as tmp:  # a fresh cache: really compute
+        result = embed_texts(model, texts, "last", max_tokens, n_gpu_layers, n_threads, progress=False,
+                             cache_root=Path(tmp), embedder=embedder)
+    engine_after = embedder.engine_tokens_per_second()  # measured on both sides of the run: load drifts
+    embedder.close()
+    engine = (engine_tps + engine_after) / 2
+    pipeline_tps = result.n_tokens / result.seconds
+    return {
+        "model": model.name,
+        "model_sha256": model.sha256,
+        "task": task,
+        "n_docs": len(texts),
+        "n_tokens": result.n_tokens,
+        "mean_tokens_per_doc": round(result.n_tokens / len(texts), 1),
+        "n_threads": embedder.n_threads,
+        "gpu_offload": embedder.gpu_offload,
+        "docs_per_second": round(len(texts) / result.seconds, 2),
+        "tokens_per_second": round(pipeline_tps, 1),
+        "engine_tokens_per_second": round(engine, 1),
+        "engine_sequence_tokens": max_tokens,
+        "ratio": round(pipeline_tps / engine, 3),
+        "head_training_seconds": round(time_heads(result.features, labels), 3),
+        "peak_memory_mb": round(peak_rss_mb(), 1),
+        "model_file_mb": round(model.size / 1e6, 1),
+        "features_mb": round(result.features.nbytes / 1e6, 2),
+    }
+
+
+def format_bench(r: dict) -> str:
+    lines = [
+        f"model             {r['model']} ({r['n_threads']} threads, gpu offload {r['gpu_offload']})",
+        f"docs              {r['n_docs']} from {r['task']} ({r['mean_tokens_per_doc']} tokens/doc)",
+        f"pipeline          {r['docs_per_second']} docs/s, {r['tokens_per_second']} tok/s",
+        f"engine            {r['engine_tokens_per_second']} tok/s (one {r['engine_sequence_tokens']}-token sequence)",
+        f"ratio             {r['ratio']}x",
+        f"head training     {r['head_training_seconds']} s (3 seeds x (2 ceilings + 3 losses))",
+        f"peak memory       {r['peak_memory_mb']} MB (model file {r['model_file_mb']} MB, features {r['features_mb']} MB)",
+    ]
+    return "\n".join(lines)

