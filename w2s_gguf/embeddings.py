@@ -228,7 +228,7 @@ class EmbeddingStore:
             except (ValueError, KeyError, OSError):
                 ok = False
             if not ok:
-                self.problems.append(f"cache shard {npy.name} in {self.dir} failed its checksum; it was deleted and will be recomputed")
+                self.problems.append(f"cache shard {npy.name} in {self.dir} is damaged (checksum or manifest mismatch); it was deleted and will be recomputed")
                 for path in (entry_path, npy):
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
@@ -244,7 +244,7 @@ class EmbeddingStore:
         return key in self._index
 
     def add_shard(self, keys: list[str], vectors: np.ndarray, stats: dict) -> None:
-        name = f"shard-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        name = f"shard-{time.time_ns()}-{uuid.uuid4().hex[:8]}"  # sorts in the order written
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         sha = atomic_save_npy(self.dir / f"{name}.npy", vectors)
         # The manifest entry is written last: a shard without one does not exist.

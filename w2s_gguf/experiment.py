@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import __version__
-from .embeddings import DEFAULT_MAX_TOKENS, POOLINGS, EmbeddingResult, embed_texts
+from .embeddings import DEFAULT_MAX_TOKENS, DEFAULT_SHARD_DOCS, POOLINGS, EmbeddingResult, embed_texts
 from .errors import W2SError
 from .heads import LinearProbe
 from .losses import LOSSES
@@ -76,6 +76,8 @@ class ExperimentConfig:
         unknown = [loss for loss in self.losses if loss not in LOSSES]
         if unknown or not self.losses:
             raise W2SError(f"unknown loss {', '.join(unknown) or '(none given)'}; choose from {', '.join(LOSSES)}")
+        if self.max_tokens < 8:
+            raise W2SError(f"--max-tokens must be at least 8 (got {self.max_tokens})")
         if self.pooling not in POOLINGS:
             raise W2SError(f"unknown pooling {self.pooling!r}; choose last or mean")
         if self.ceiling_half not in ("A", "B"):
@@ -160,14 +162,14 @@ def run_experiment(
     _refuse_newer_results(out)
 
     data = load_task(config.task, config.n_train, config.n_test, config.task_options, config.balance, config.data_seed)
+    registry = load_registry(config.registry)
+    resolved = [resolve_model(name, registry) for name in config.models]  # fetch + verify all before any long work
+    names = _unique_names(resolved)
+    # Logged only once the models are resolved, so bad input gets just its one-line error on stderr.
     log(f"task {data.name}: {len(data.train)} train / {len(data.test)} test docs from {data.source} "
         f"(positive rate {data.positive_rate_train:.2f} / {data.positive_rate_test:.2f})")
     for reason, count in data.skipped.items():
         log(f"skipped {count} source rows: {reason}")
-
-    registry = load_registry(config.registry)
-    resolved = [resolve_model(name, registry) for name in config.models]  # fetch + verify all before any long work
-    names = _unique_names(resolved)
 
     texts = [d.text for d in data.train] + [d.text for d in data.test]
     features: dict[str, EmbeddingResult] = {}
@@ -389,7 +391,8 @@ def library_versions() -> dict[str, str]:
 
 def embed_task_docs(model_spec: str, docs: list[Doc], pooling: str = "last", max_tokens: int = DEFAULT_MAX_TOKENS,
                     n_gpu_layers: int = -1, n_threads: int | None = None, registry: str | None = None,
-                    progress: bool = True) -> EmbeddingResult:
+                    progress: bool = True, shard_docs: int = DEFAULT_SHARD_DOCS) -> EmbeddingResult:
     """Features of `docs` (rows in their order) for `w2s-gguf embed`."""
     model = resolve_model(model_spec, load_registry(registry))
-    return embed_texts(model, [d.text for d in docs], pooling, max_tokens, n_gpu_layers, n_threads, progress=progress)
+    return embed_texts(model, [d.text for d in docs], pooling, max_tokens, n_gpu_layers, n_threads,
+                       shard_docs=shard_docs, progress=progress)

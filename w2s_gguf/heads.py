@@ -113,27 +113,37 @@ def _one_thread():
 class LinearProbe:
     """Zero-initialised Linear(d, 2) head on standardised frozen features.
 
-    loss: "xent" (ground truth and weak-label baseline), "logconf" or
+    loss: "xent" (ground truth and the weak-label baseline), "logconf" or
     "product"; loss_options go to losses.make_loss. C: inverse L2 strength,
-    as in scikit-learn's LogisticRegression (None: no penalty). Defaults:
-    OAI's vision probe (Adam lr 1e-3, batch 100, 10 epochs) adjusted so the
-    head matches a C=0.01 scikit-learn probe (see the report in heads tests).
+    as in scikit-learn's LogisticRegression (None: no penalty).
+
+    Defaults: OAI's vision probe is Adam lr 1e-3, batch 100, 10 epochs. At
+    450-900 docs that is only 45-90 steps: the head stops early, before the
+    penalty matters, so its regularisation depends on n. Batch 100 with
+    lr 1e-2 for 20 epochs instead reaches the C = 0.01 optimum, i.e. the head
+    *is* the well-regularised probe SPEC measured. Rotten Tomatoes features,
+    600 test docs, mean of 3 subsamples, test accuracy torch vs sklearn C=0.01
+    (agreement of test predictions):
+      SmolLM2-135M  450 docs 0.784 vs 0.781 (0.987), 900 docs 0.782 vs 0.780 (0.989)
+      gemma-3-270m  450 docs 0.804 vs 0.802 (0.992), 900 docs 0.808 vs 0.807 (0.991)
+    Train accuracy matches too (e.g. 0.925 vs 0.926), where an unpenalised
+    head reaches 0.99-1.00 and loses 2-4 test points.
     """
 
     def __init__(
         self,
         loss: str = "xent",
-        epochs: int = 10,
-        lr: float = 1e-3,
+        epochs: int = 20,
+        lr: float = 1e-2,
         batch_size: int = 100,
         C: float | None = 0.01,
         standardize: bool = True,
         seed: int = 0,
         loss_options: dict | None = None,
     ):
-        if not (isinstance(epochs, int) and epochs >= 1):
+        if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
             raise W2SError(f"epochs must be a positive integer, got {epochs!r}")
-        if not (isinstance(batch_size, int) and batch_size >= 1):
+        if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
             raise W2SError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not lr > 0:
             raise W2SError(f"lr must be positive, got {lr!r}")
@@ -171,8 +181,12 @@ class LinearProbe:
         return cfg
 
     def _standardized(self, X: np.ndarray) -> torch.Tensor:
+        # Always a new array: X may be a read-only memmap, which torch would
+        # share (and warn about) rather than copy.
         if self.standardize:
-            X = (X - self.mean_) / self.std_  # a new array: X itself is never written
+            X = (X - self.mean_) / self.std_
+        else:
+            X = X.copy()
         return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
 
     def fit(self, X, y) -> "LinearProbe":

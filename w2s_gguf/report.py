@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import textwrap
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -65,7 +66,9 @@ def load_results(folder: str | Path) -> dict:
 def _check_results(results: Any, path: Path) -> None:
     if not isinstance(results, dict) or results.get("kind") != KIND:
         kind = results.get("kind") if isinstance(results, dict) else type(results).__name__
-        raise W2SError(f"{path} is not a w2s-gguf results file (kind {kind!r}); pass a folder written by `w2s-gguf run`")
+        raise W2SError(
+            f"{path} is not a w2s-gguf results file (kind {kind!r}); pass a folder written by `w2s-gguf run`"
+        )
     version = results.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise W2SError(f"{path} has an unknown schema_version {version!r}; re-run `w2s-gguf run` to rewrite it")
@@ -111,8 +114,13 @@ def _pgr_text(stats: dict | None, with_ci: bool = True) -> str:
     if median is None:
         reason = stats.get("pgr_reason")
         return f"n/a ({reason})" if reason else "n/a"
-    interval = _ci(stats.get("pgr_ci")) if with_ci else ""
-    return f"{median:.3f} {interval}".rstrip()
+    if not with_ci:
+        return f"{median:.3f}"
+    if _ci(stats.get("pgr_ci")):
+        return f"{median:.3f} {_ci(stats['pgr_ci'])}"
+    # A median without its interval is easy to over-read, so say why the interval is missing.
+    reason = stats.get("pgr_reason")
+    return f"{median:.3f} (no interval: {reason})" if reason else f"{median:.3f} (no interval)"
 
 
 def _losses(results: dict, pair: dict | None = None) -> list[str]:
@@ -158,7 +166,8 @@ def summary_table(results: dict) -> str:
     ]
     if not results.get("pairs"):
         return "\n".join(lines + ["", "no weak/strong pairs in this run"])
-    header = f"  {'loss':<9} {'transfer':>8} {'AUROC':>6} {'agree':>6} {'seeds':>5} {'sklearn PGR':>11}  PGR median [95% CI]"
+    header = (f"  {'loss':<9} {'transfer':>8} {'AUROC':>6} {'agree':>6} {'seeds':>5} {'sklearn PGR':>11}"
+              "  PGR median [95% CI]")
     for pair in results["pairs"]:
         lines += ["", _pair_heading(pair), header]
         sk = pair.get("sklearn_summary") or {}
@@ -168,10 +177,10 @@ def summary_table(results: dict) -> str:
             sk_pgr = _pgr_text(sk[loss], with_ci=False) if loss in sk else _DASH
             sk_pgr = "n/a" if sk_pgr.startswith("n/a") else sk_pgr
             seeds = f"{s.get('n_valid_seeds', _DASH)}/{_n_seeds(results)}"
-            lines.append(
-                f"  {loss:<9} {_f3(s.get('transfer_acc_mean')):>8} {_f3(s.get('auroc_mean')):>6} "
-                f"{_f3(s.get('agreement_mean')):>6} {seeds:>5} {sk_pgr:>11}  {_pgr_text(s)}"
-            )
+            row = (f"  {loss:<9} {_f3(s.get('transfer_acc_mean')):>8} {_f3(s.get('auroc_mean')):>6} "
+                   f"{_f3(s.get('agreement_mean')):>6} {seeds:>5} {sk_pgr:>11}  ")
+            # Long reasons wrap under the PGR column so the table stays within 100 columns.
+            lines += textwrap.wrap(row + _pgr_text(s), width=100, subsequent_indent=" " * len(row))
     return "\n".join(lines)
 
 
@@ -454,6 +463,9 @@ def _draw_pgr(groups: list[tuple[str, list[_Entry]]], title: str, legend: list[t
             if _ci(ci):
                 yerr = [[e.median - ci[0]], [ci[1] - e.median]]
                 ax.errorbar([x], [e.median], yerr=yerr, color=e.color, capsize=4, linewidth=1.5, zorder=3)
+            else:
+                ax.annotate("no CI", (x, e.median), xytext=(6, 0), textcoords="offset points", fontsize=7,
+                            color=e.color, va="center")
             ax.plot([x], [e.median], color=e.color, marker=e.marker, markersize=8, linestyle="none", zorder=4)
         reasons = {e.stats.get("pgr_reason") or "no valid seeds" for _, e in nulls}
         if nulls and len(nulls) == n and len(reasons) == 1:
@@ -462,7 +474,8 @@ def _draw_pgr(groups: list[tuple[str, list[_Entry]]], title: str, legend: list[t
         else:
             for x, e in nulls:
                 half = 0.35 / max(n, 1)
-                _null_band(ax, band, x - half, x + half, f"{e.label} n/a: {e.stats.get('pgr_reason') or 'no valid seeds'}")
+                reason = e.stats.get("pgr_reason") or "no valid seeds"
+                _null_band(ax, band, x - half, x + half, f"{e.label} n/a: {reason}")
     ax.axhline(0, color="black", linewidth=1)
     ax.axhline(1, color="0.5", linewidth=1, linestyle=":")
     ax.set_xticks(range(len(groups)), [g for g, _ in groups], fontsize=8)
@@ -482,7 +495,7 @@ def _draw_pgr(groups: list[tuple[str, list[_Entry]]], title: str, legend: list[t
 
 
 def _null_band(ax, transform, x0: float, x1: float, text: str) -> None:
-    ax.axvspan(x0, x1, color="0.85", alpha=0.6, zorder=0, hatch="//", edgecolor="0.7")
+    ax.axvspan(x0, x1, facecolor="0.85", alpha=0.6, zorder=0, hatch="//", edgecolor="0.7")
     ax.text((x0 + x1) / 2, 0.5, text, transform=transform, rotation=90, ha="center", va="center",
             fontsize=7, color="0.25", wrap=True, zorder=5)
 
@@ -494,17 +507,18 @@ def _pair_index(results: dict) -> dict[tuple[str, str], dict]:
     return {(p["weak"], p["strong"]): p for p in results.get("pairs", [])}
 
 
-def _matches(results_a: dict, results_b: dict) -> tuple[list[tuple[str, str, str]], list[str]]:
+def _matches(results_a: dict, results_b: dict, label_a: str = "A",
+             label_b: str = "B") -> tuple[list[tuple[str, str, str]], list[str]]:
     """(weak, strong, loss) keys present in both runs, and notes on the ones only one run has."""
     pa, pb = _pair_index(results_a), _pair_index(results_b)
     both, only = [], []
     for key in list(pa) + [k for k in pb if k not in pa]:
         if key not in pa or key not in pb:
-            only.append(f"{key[0]} → {key[1]} only in {'A' if key in pa else 'B'}")
+            only.append(f"{key[0]} → {key[1]} only in {label_a if key in pa else label_b}")
             continue
         la, lb = _losses(results_a, pa[key]), _losses(results_b, pb[key])
         both += [(*key, loss) for loss in la if loss in lb]
-        only += [f"{key[0]} → {key[1]} {loss} only in {'A' if loss in la else 'B'}"
+        only += [f"{key[0]} → {key[1]} {loss} only in {label_a if loss in la else label_b}"
                  for loss in la + lb if (loss in la) != (loss in lb)]
     return both, only
 
@@ -545,7 +559,7 @@ def _delta(a: Any, b: Any) -> str:
 
 def compare_markdown(results_a: dict, results_b: dict, label_a: str = "A", label_b: str = "B") -> str:
     """Two runs side by side per matching (weak, strong, loss), then what differs between them."""
-    both, only = _matches(results_a, results_b)
+    both, only = _matches(results_a, results_b, label_a, label_b)
     pa, pb = _pair_index(results_a), _pair_index(results_b)
     rows = []
     for weak, strong, loss in both:
@@ -568,7 +582,7 @@ def compare_markdown(results_a: dict, results_b: dict, label_a: str = "A", label
         f"# Compare: {label_a} vs {label_b}",
         runs,
         "## Results\n\n" + (_md_table(header, rows) if rows else "no (weak, strong, loss) in common")
-        + "\n\nΔ = " + f"{label_b} - {label_a}. Overlapping PGR intervals mean the runs do not clearly differ.",
+        + "\n\nΔ = " + f"{label_b} - {label_a}. A PGR difference inside both intervals is likely noise.",
     ]
     if only:
         parts.append("Not compared:\n\n" + "\n".join(f"- {line}" for line in only))

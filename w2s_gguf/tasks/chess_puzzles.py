@@ -64,8 +64,8 @@ class ChessPuzzles(Task):
     name = "chess"
     description = "Lichess puzzles: is the candidate move the puzzle's solution? (one doc per puzzle, 50/50)"
     source = "--data Lichess CSV; else hub Lichess/chess-puzzles; offline: 11717-puzzle sample shipped in the package"
-    license = "CC0 1.0 (Lichess puzzle database)"
-    size = "11717 puzzles offline; about 4-5 million in the full Lichess database"
+    license = "CC0 1.0"
+    size = "11717 (hub: ~4M)"
     prompt_version = "1"
 
     def available_offline(self) -> bool:
@@ -78,7 +78,7 @@ class ChessPuzzles(Task):
         elif hub_reachable():
             rows, where = hub_rows(), f"hub:{HUB_NAME}"
         else:
-            rows, where = csv_rows(SAMPLE), "Lichess puzzle sample shipped in w2s_gguf/data/chess (CC0; hub unreachable)"
+            rows, where = csv_rows(SAMPLE), "the packaged Lichess puzzle sample (w2s_gguf/data/chess, CC0; hub unreachable)"
         return build_docs(rows, where, options)
 
 
@@ -133,7 +133,8 @@ def _rows(fh, reader, names: list[str], first: list[list[str]], path: Path) -> I
     with fh:
         try:
             for values in itertools.chain(first, reader):
-                yield dict(zip(names, values))
+                if values:  # csv gives [] for a blank line
+                    yield dict(zip(names, values))
         except (OSError, EOFError, UnicodeDecodeError, csv.Error, zstandard.ZstdError) as exc:
             raise W2SError(f"cannot read {path} past a damaged part ({exc}); download the file again") from None
 
@@ -188,18 +189,17 @@ class Filter:
                 continue
             self.lowest = rating if self.lowest is None else min(self.lowest, rating)
             self.highest = rating if self.highest is None else max(self.highest, rating)
+            themes = themes_of(row.get("Themes")) if self.themes else []
+            self.seen_themes.update(themes)  # before the rating filter: a theme may exist only at other ratings
             if self.lo is not None and rating < self.lo:
                 self.skipped[f"filtered: rating below {self.lo}"] += 1
                 continue
             if self.hi is not None and rating > self.hi:
                 self.skipped[f"filtered: rating above {self.hi}"] += 1
                 continue
-            if self.themes:
-                themes = themes_of(row.get("Themes"))
-                self.seen_themes.update(themes)
-                if self.themes.isdisjoint(themes):
-                    self.skipped[f"filtered: none of the themes {' '.join(sorted(self.themes))}"] += 1
-                    continue
+            if self.themes and self.themes.isdisjoint(themes):
+                self.skipped[f"filtered: none of the themes {' '.join(sorted(self.themes))}"] += 1
+                continue
             self.passed += 1
             yield row
 

@@ -29,8 +29,8 @@ class CosmosQA(TableTask):
     name = "cosmos_qa"
     description = "commonsense reading comprehension: is the shown answer the right one? (true answer or another, 50/50)"
     source = "hub allenai/cosmos_qa (parquet conversion), or --data with columns id,context,question,answer0..3,label"
-    license = "CC BY 4.0 (Cosmos QA)"
-    size = "25262 train + 2985 validation questions (hub)"
+    license = "CC BY 4.0"
+    size = "28247 (hub)"
     prompt_version = "1"
 
     hub_name = "allenai/cosmos_qa"

