@@ -266,6 +266,23 @@ def models_pull(name: str = typer.Argument(..., help="Registry name."), registry
     typer.echo(f"{name}: {model.path} ({model.size} bytes, sha256 {model.sha256[:16]}..., {model.architecture})")
 
 
+@models_app.command("verify")
+def models_verify(registry: Optional[Path] = REGISTRY):
+    """Re-hash every downloaded model file (ignores the remembered hashes) and report mismatches."""
+    from .models import load_registry, model_cache_path, verify_file
+
+    bad = 0
+    for name, entry in sorted(load_registry(registry).items()):
+        path = model_cache_path(entry) if entry.source != "path" else Path(entry.path or "")
+        if not path.is_file():
+            continue
+        ok, detail = verify_file(entry, path)
+        bad += not ok
+        typer.echo(f"{name:22} {'ok' if ok else 'MISMATCH':9} {detail}")
+    if bad:
+        raise W2SError(f"{bad} model file(s) do not match their sha256; run `w2s-gguf models pull NAME` to fetch them again")
+
+
 @tasks_app.command("list")
 def tasks_list():
     """Every task: name, source, size, license and whether it works offline here."""

@@ -108,7 +108,11 @@ class Embedder:
             # Every token is an output in embedding mode (llama.cpp would force it anyway).
             llm._batch.add_sequence(tokens, seq_id, True)
         llm._ctx.kv_cache_clear()
-        llm._ctx.decode(llm._batch)
+        try:
+            llm._ctx.decode(llm._batch)
+        except RuntimeError as exc:  # llama_decode's return code, e.g. out of memory on the GPU
+            raise W2SError(f"llama.cpp failed to decode a batch of {self.model.name} ({exc}); "
+                           f"try a smaller --max-tokens or fewer --n-gpu-layers") from None
         out = np.empty((len(token_lists), self.dim), dtype=np.float32)
         for seq_id in range(len(token_lists)):
             ptr = llama_cpp.llama_get_embeddings_seq(llm._ctx.ctx, seq_id)
@@ -134,6 +138,23 @@ class Embedder:
         self.llm.close()
 
 
+def check_loadable(model: ResolvedModel) -> None:
+    """Let llama.cpp read the model's header and vocabulary only (~0.1 s), so an
+    architecture this build cannot load fails before any long work starts."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    with _quiet_stderr():
+        handle = llama_cpp.llama_model_load_from_file(str(model.path).encode("utf-8"), params)
+    if not handle:
+        raise W2SError(
+            f"llama.cpp cannot load {model.path} (architecture {model.architecture!r}); the architecture may be "
+            f"unsupported by llama-cpp-python {llama_cpp.__version__} (upgrade it) or the file is damaged (re-download it)"
+        )
+    llama_cpp.llama_model_free(handle)
+
+
 def default_threads() -> int:
     """All cores on small machines; about the physical cores on big ones (SMT does not help llama.cpp)."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -142,11 +163,20 @@ def default_threads() -> int:
 
 @contextlib.contextmanager
 def _quiet_stderr():
-    """llama.cpp prints load logs from C even with verbose=False on some builds."""
+    """Silence llama.cpp's load logs: its Python log callback (which prints even errors,
+    already turned into our one-line W2SError) and C code writing to fd 2 directly."""
+    import logging
+
+    logger = logging.getLogger("llama-cpp-python")
+    level = max(logger.level, logging.ERROR)  # afterwards: errors only, as Llama(verbose=False) sets it
+    logger.setLevel(logging.CRITICAL + 1)
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, ValueError, OSError):
-        yield
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
         return
     saved = os.dup(fd)
     with open(os.devnull, "w") as devnull:
@@ -156,6 +186,7 @@ def _quiet_stderr():
         finally:
             os.dup2(saved, fd)
             os.close(saved)
+            logger.setLevel(level)
 
 
 def plan_batches(lengths: list[int], budget: int) -> list[list[int]]:

@@ -237,6 +237,15 @@ def _recorded_hub_sha256(dest: Path) -> str | None:
     return None
 
 
+def verify_file(entry: ModelEntry, path: Path) -> tuple[bool, str]:
+    """Full re-hash of a cached model against its entry (or the hub's recorded hash)."""
+    expected = entry.sha256 or _recorded_hub_sha256(path)
+    actual = sha256_file(path)
+    if expected is None:
+        return True, f"sha256 {actual[:16]}... (no pinned hash to compare)"
+    return actual == expected, f"sha256 {actual[:16]}..." + ("" if actual == expected else f", expected {expected[:16]}...")
+
+
 # ---------------------------------------------------------------- hashing
 
 def cached_sha256(path: Path) -> str:
