@@ -96,3 +96,14 @@ def test_ctrl_c_says_how_to_resume_and_exits_130(smollm2, reference, tmp_path):
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), reference)
+
+
+def test_two_runs_at_once_on_one_cache_agree_and_compute_each_doc_once(smollm2, reference, tmp_path):
+    home = tmp_path / "home"
+    procs = [start(embed_cmd(smollm2.path, tmp_path / f"out{i}.npy"), home) for i in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    computed = sorted(int(out.split("computed ")[1].split(" ")[0]) for out, _ in outputs)
+    assert computed == [0, N_DOCS]  # the second waited on the lock, then read the first one's shards
+    for i in range(2):
+        np.testing.assert_array_equal(np.load(tmp_path / f"out{i}.npy"), reference)

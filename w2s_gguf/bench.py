@@ -50,7 +50,7 @@ def run_bench(model_spec: str, task: str, n_docs: int, max_tokens: int = 512, n_
     if n_docs < 8:
         raise W2SError(f"--n-docs must be at least 8 (got {n_docs})")
     model = resolve_model(model_spec, load_registry(registry))
-    data = load_task(task, n_train=n_docs, n_test=1)
+    data = load_task(task, n_train=n_docs, n_test=20)  # the test split is unused; it must hold both labels
     texts = [d.text for d in data.train]
     labels = np.array([d.label for d in data.train])
 
