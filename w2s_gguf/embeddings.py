@@ -70,7 +70,7 @@ class Embedder:
         self.pooling = pooling
         self.max_tokens = max_tokens
         try:
-            with _quiet_stderr():
+            with quiet_llama_logs():
                 # n_ctx = n_batch = n_ubatch: a batch is decoded in one pass, and one text fits in it.
                 self.llm = llama_cpp.Llama(
                     model_path=str(model.path), embedding=True, pooling_type=pooling_type,
@@ -138,23 +138,6 @@ class Embedder:
         self.llm.close()
 
 
-def check_loadable(model: ResolvedModel) -> None:
-    """Let llama.cpp read the model's header and vocabulary only (~0.1 s), so an
-    architecture this build cannot load fails before any long work starts."""
-    import llama_cpp
-
-    params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True
-    with _quiet_stderr():
-        handle = llama_cpp.llama_model_load_from_file(str(model.path).encode("utf-8"), params)
-    if not handle:
-        raise W2SError(
-            f"llama.cpp cannot load {model.path} (architecture {model.architecture!r}); the architecture may be "
-            f"unsupported by llama-cpp-python {llama_cpp.__version__} (upgrade it) or the file is damaged (re-download it)"
-        )
-    llama_cpp.llama_model_free(handle)
-
-
 def default_threads() -> int:
     """All cores on small machines; about the physical cores on big ones (SMT does not help llama.cpp)."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -162,7 +145,7 @@ def default_threads() -> int:
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_llama_logs():
     """Silence llama.cpp's load logs: its Python log callback (which prints even errors,
     already turned into our one-line W2SError) and C code writing to fd 2 directly."""
     import logging

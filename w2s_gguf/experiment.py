@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import __version__
-from .embeddings import DEFAULT_MAX_TOKENS, DEFAULT_SHARD_DOCS, POOLINGS, EmbeddingResult, check_loadable, embed_texts
+from .embeddings import DEFAULT_MAX_TOKENS, DEFAULT_SHARD_DOCS, POOLINGS, EmbeddingResult, embed_texts
 from .errors import W2SError
 from .heads import LinearProbe
 from .losses import LOSSES
@@ -164,8 +164,6 @@ def run_experiment(
     data = load_task(config.task, config.n_train, config.n_test, config.task_options, config.balance, config.data_seed)
     registry = load_registry(config.registry)
     resolved = [resolve_model(name, registry) for name in config.models]  # fetch + verify all before any long work
-    for model in resolved:
-        check_loadable(model)
     names = _unique_names(resolved)
     # Logged only once the models are resolved, so bad input gets just its one-line error on stderr.
     log(f"task {data.name}: {len(data.train)} train / {len(data.test)} test docs from {data.source} "
@@ -396,6 +394,5 @@ def embed_task_docs(model_spec: str, docs: list[Doc], pooling: str = "last", max
                     progress: bool = True, shard_docs: int = DEFAULT_SHARD_DOCS) -> EmbeddingResult:
     """Features of `docs` (rows in their order) for `w2s-gguf embed`."""
     model = resolve_model(model_spec, load_registry(registry))
-    check_loadable(model)
     return embed_texts(model, [d.text for d in docs], pooling, max_tokens, n_gpu_layers, n_threads,
                        shard_docs=shard_docs, progress=progress)

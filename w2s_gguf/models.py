@@ -166,7 +166,7 @@ def _resolve_local(path: Path, name: str, expected_sha256: str | None = None, en
     size = path.stat().st_size
     if size == 0:
         raise W2SError(f"{path} is empty (0 bytes); re-download the model")
-    architecture = read_gguf_architecture(path)
+    architecture = checked_architecture(path)
     sha = cached_sha256(path)
     if expected_sha256 and sha != expected_sha256:
         raise W2SError(f"{path} has sha256 {sha[:16]}..., expected {expected_sha256[:16]}... from models.toml; re-download it or fix the entry")
@@ -248,6 +248,33 @@ def verify_file(entry: ModelEntry, path: Path) -> tuple[bool, str]:
 
 # ---------------------------------------------------------------- hashing
 
+def _file_key(path: Path) -> str:
+    stat = path.stat()
+    return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def _index_get(index_name: str, key: str):
+    index_path = cache_home() / index_name
+    with file_lock(index_path.with_suffix(".lock")):
+        try:
+            return json.loads(index_path.read_text()).get(key)
+        except (FileNotFoundError, ValueError):
+            return None
+
+
+def _index_put(index_name: str, key: str, value, path: Path) -> None:
+    """Remember `value` for `key`, forgetting older entries of the same file."""
+    index_path = cache_home() / index_name
+    with file_lock(index_path.with_suffix(".lock")):
+        try:
+            index = json.loads(index_path.read_text())
+        except (FileNotFoundError, ValueError):
+            index = {}
+        index = {k: v for k, v in index.items() if not k.startswith(f"{path}|")}
+        index[key] = value
+        atomic_write_json(index_path, index)
+
+
 def cached_sha256(path: Path) -> str:
     """sha256 of a file, remembered by (path, size, mtime_ns) so a 4 GB model is hashed once.
 
@@ -255,26 +282,49 @@ def cached_sha256(path: Path) -> str:
     `w2s-gguf models verify` re-hashes everything regardless.
     """
     path = path.resolve()
-    stat = path.stat()
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
-    index_path = cache_home() / "file-hashes.json"
-    with file_lock(index_path.with_suffix(".lock")):
-        try:
-            index = json.loads(index_path.read_text())
-        except (FileNotFoundError, ValueError):
-            index = {}
-        if key in index:
-            return index[key]
-    sha = sha256_file(path)
-    with file_lock(index_path.with_suffix(".lock")):
-        try:
-            index = json.loads(index_path.read_text())
-        except (FileNotFoundError, ValueError):
-            index = {}
-        index = {k: v for k, v in index.items() if not k.startswith(f"{path}|")}
-        index[key] = sha
-        atomic_write_json(index_path, index)
+    key = _file_key(path)
+    sha = _index_get("file-hashes.json", key)
+    if sha is None:
+        sha = sha256_file(path)
+        _index_put("file-hashes.json", key, sha, path)
     return sha
+
+
+def checked_architecture(path: Path) -> str:
+    """Check the GGUF header and that this llama.cpp can load the model; return its architecture.
+
+    Remembered like the sha256 (per file state and llama.cpp version): the
+    checks cost ~1 s for a large vocabulary, which a warm rerun should not pay.
+    """
+    import llama_cpp
+
+    path = path.resolve()
+    key = f"{_file_key(path)}|{llama_cpp.__version__}"
+    architecture = _index_get("file-checks.json", key)
+    if architecture is None:
+        architecture = read_gguf_architecture(path)
+        check_loadable(path, architecture)
+        _index_put("file-checks.json", key, architecture, path)
+    return architecture
+
+
+def check_loadable(path: Path, architecture: str) -> None:
+    """Let llama.cpp read the model's header and vocabulary only (~0.1-1 s), so an
+    architecture this build cannot load fails before any long work starts."""
+    import llama_cpp
+
+    from .embeddings import quiet_llama_logs
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    with quiet_llama_logs():
+        handle = llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
+    if not handle:
+        raise W2SError(
+            f"llama.cpp cannot load {path} (architecture {architecture!r}); the architecture may be "
+            f"unsupported by llama-cpp-python {llama_cpp.__version__} (upgrade it) or the file is damaged (re-download it)"
+        )
+    llama_cpp.llama_model_free(handle)
 
 
 # ---------------------------------------------------------------- GGUF header
