@@ -29,7 +29,7 @@ def pgr(weak_acc: float, strong_acc: float, transfer_acc: float, min_gap: float 
     reports PGR 0.81 from a gap of ~0.005), so it is withheld.
     """
     gap = strong_acc - weak_acc
-    if gap < min_gap:
+    if gap < min_gap or gap <= 0:
         return None, f"gap {gap:+.3f} < min_gap {min_gap}"
     return (transfer_acc - weak_acc) / gap, None
 
@@ -68,7 +68,7 @@ def bootstrap_pgr_ci(
         w = weak_correct[seeds][:, docs].mean(axis=1)
         s = strong_correct[seeds][:, docs].mean(axis=1)
         t = transfer_correct[seeds][:, docs].mean(axis=1)
-        ok = (s - w) >= min_gap
+        ok = ((s - w) >= min_gap) & ((s - w) > 0)
         if ok.any():
             draws.append(float(np.median((t[ok] - w[ok]) / (s[ok] - w[ok]))))
     if len(draws) < 0.5 * n_boot:
