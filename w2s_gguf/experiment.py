@@ -27,7 +27,7 @@ from . import __version__
 from .embeddings import DEFAULT_MAX_TOKENS, DEFAULT_SHARD_DOCS, POOLINGS, EmbeddingResult, embed_texts
 from .errors import W2SError
 from .heads import LinearProbe
-from .losses import LOSSES
+from .losses import LOSSES, make_loss
 from .models import ResolvedModel, load_registry, resolve_model
 from .stats import accuracy, agreement, auroc, bootstrap_pgr_ci, pgr, summarize_pgr
 from .storage import atomic_write_bytes, atomic_write_json, check_writable_dir
@@ -251,7 +251,7 @@ def _train_and_evaluate(config: ExperimentConfig, data: TaskData, names: list[st
         weak_labels: dict[str, np.ndarray] = {}
         for m in names:
             head = LinearProbe(loss="xent", seed=seed).fit(x_train[m][half_a], y_train[half_a])
-            head_config = head.get_params()
+            head_config = {k: v for k, v in head.get_params().items() if k not in ("loss", "seed", "loss_options")}
             gt[m, seed] = weak_on_test[m, seed] = _Run(head.predict_proba(x_test[m]))
             weak_labels[m] = head.predict_proba(x_train[m][half_b]).astype(np.float32)
             if config.ceiling_half == "A":
@@ -292,7 +292,9 @@ def _train_and_evaluate(config: ExperimentConfig, data: TaskData, names: list[st
     pair_results = [
         _pair_result(config, w, s, seeds, y_test, ceiling, weak_on_test, transfer, sk) for w, s in pairs
     ]
-    config_head = {**head_config, "loss_options": loss_options}
+    # Every option each loss ran with, defaults filled in (e.g. logconf's warm-up for its schedule).
+    config_head = {**head_config, "losses": {loss: make_loss(loss, **loss_options.get(loss, {})).config()
+                                             for loss in config.losses}}
     return {"ground_truth": ground_truth, "pairs": pair_results, "head": config_head, "_predictions": predictions}
 
 
