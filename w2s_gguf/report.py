@@ -268,9 +268,9 @@ def _pgr_note(results: dict) -> str:
         f"- A seed counts only when strong acc - weak acc >= min_gap ({settings.get('min_gap', _DASH)}) and "
         "weak != strong; otherwise its PGR is null with the reason shown. A tiny gap divides noise by "
         "noise (OAI's anthropic_hh row shows PGR 0.81 from a gap of about 0.005).",
-        f"- The summary is the median over valid seeds with a bootstrap 95% interval over seeds "
-        f"({settings.get('n_bootstrap', _DASH)} resamples). With gaps of a few points the interval is "
-        "wide: read it before the median.",
+        f"- The summary is the median over valid seeds with a bootstrap 95% interval that resamples "
+        f"seeds and test docs ({settings.get('n_bootstrap', _DASH)} resamples); it is null when the mean gap "
+        "over seeds is below min_gap. With gaps of a few points the interval is wide: read it before the median.",
         "- sklearn PGR repeats the protocol with scikit-learn logistic regression, an independent check "
         "of the torch head: a different sign is a reason to distrust both.",
         "- AUROC is against true labels; agreement is how often the student agrees with its weak "
@@ -296,7 +296,8 @@ def _md_per_seed(results: dict) -> str:
             for loss in _losses(results, pair):
                 t = (seed.get("transfer") or {}).get(loss) or {}
                 rows.append([seed.get("seed"), loss, _f3(seed.get("weak_acc")), _f3(seed.get("strong_acc")),
-                             _f3(t.get("acc")), _f3(t.get("auroc")), _f3(t.get("agreement")), _pgr_text(t)])
+                             _f3(t.get("acc")), _f3(t.get("auroc")), _f3(t.get("agreement")),
+                             _pgr_text(t, with_ci=False)])
             sk = seed.get("sklearn") or {}
             sk_rows.append([seed.get("seed"), _f3(sk.get("weak_acc")), _f3(sk.get("strong_acc")),
                             _f3(sk.get("transfer_acc")), _f3(sk.get("pgr"))])
