@@ -61,16 +61,16 @@ def bootstrap_pgr_ci(
     weak_correct, strong_correct, transfer_correct = (np.asarray(a, dtype=bool) for a in (weak_correct, strong_correct, transfer_correct))
     n_seeds, n_test = weak_correct.shape
     rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot):
-        seeds = rng.integers(0, n_seeds, n_seeds)
-        docs = rng.integers(0, n_test, n_test)
-        w = weak_correct[seeds][:, docs].mean(axis=1)
-        s = strong_correct[seeds][:, docs].mean(axis=1)
-        t = transfer_correct[seeds][:, docs].mean(axis=1)
-        ok = ((s - w) >= min_gap) & ((s - w) > 0)
-        if ok.any():
-            draws.append(float(np.median((t[ok] - w[ok]) / (s[ok] - w[ok]))))
+    seeds = rng.integers(0, n_seeds, (n_boot, n_seeds))[:, :, None]
+    docs = rng.integers(0, n_test, (n_boot, n_test))[:, None, :]
+    # (n_boot, n_seeds) accuracies of every draw at once.
+    w, s, t = (a[seeds, docs].mean(axis=2) for a in (weak_correct, strong_correct, transfer_correct))
+    gap = s - w
+    ok = (gap >= min_gap) & (gap > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pgrs = np.where(ok, (t - w) / np.where(ok, gap, 1.0), np.nan)
+    usable = ok.any(axis=1)
+    draws = np.nanmedian(pgrs[usable], axis=1) if usable.any() else np.array([])
     if len(draws) < 0.5 * n_boot:
         return None, f"the gap is below min_gap {min_gap} in {n_boot - len(draws)} of {n_boot} bootstrap draws"
     alpha = (1 - level) / 2
