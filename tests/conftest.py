@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import sys
+
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,3 +56,15 @@ def offline_hub():
         mp.setattr(_common, "hub_reachable", lambda: False)
         mp.setattr(chess_puzzles, "hub_reachable", lambda: False)
         yield
+
+
+def invoke_cli(monkeypatch, capsys, *args):
+    """Run `w2s-gguf ARGS` in-process: (exit code, stdout, stderr)."""
+    from w2s_gguf import cli
+
+    monkeypatch.setattr(sys, "argv", ["w2s-gguf", *map(str, args)])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err

