@@ -45,6 +45,10 @@ DEFAULT_SHARD_DOCS = 128
 BATCH_TOKENS = 256
 
 
+def batch_tokens(max_tokens: int) -> int:
+    return min(BATCH_TOKENS, max_tokens)
+
+
 def text_key(text: str) -> str:
     return sha256_bytes(text.encode("utf-8"))
 
@@ -87,7 +91,7 @@ class Embedder:
                 f"llama.cpp could not load {model.path} (architecture {model.architecture!r}: {exc}); "
                 f"the file may be damaged or need a newer llama-cpp-python (have {llama_cpp.__version__})"
             ) from None
-        self.batch_tokens = min(BATCH_TOKENS, max_tokens)
+        self.batch_tokens = batch_tokens(max_tokens)
         self.dim = int(self.llm.n_embd())
         self.n_threads = int(self.llm.context_params.n_threads)
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
@@ -160,12 +164,18 @@ def quiet_llama_logs():
     level = max(logger.level, logging.ERROR)  # afterwards: errors only, as Llama(verbose=False) sets it
     logger.setLevel(logging.CRITICAL + 1)
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, ValueError, OSError):
-        try:
+        with _stderr_to_devnull():
             yield
-        finally:
-            logger.setLevel(level)
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, OSError):  # no real stderr (e.g. captured): nothing to redirect
+        yield
         return
     saved = os.dup(fd)
     with open(os.devnull, "w") as devnull:
@@ -175,7 +185,6 @@ def quiet_llama_logs():
         finally:
             os.dup2(saved, fd)
             os.close(saved)
-            logger.setLevel(level)
 
 
 def plan_batches(lengths: list[int], budget: int) -> list[list[int]]:
@@ -352,7 +361,7 @@ def embed_texts(
 
     offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
     settings = StoreSettings(model.sha256, pooling, max_tokens, llama_cpp.__version__, offload,
-                             min(BATCH_TOKENS, max_tokens))
+                             batch_tokens(max_tokens))
     store = EmbeddingStore(settings, cache_root)
     keys = [text_key(t) for t in texts]
     store.refresh()
