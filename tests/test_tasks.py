@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from w2s_gguf.errors import W2SError
 from w2s_gguf.tasks import TaskOptions, get_task, load_task, task_names
-from w2s_gguf.tasks import _common, chess_puzzles
+from w2s_gguf.tasks import _common
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_TASKS = {"sentiment", "sciq", "boolq", "chess", "amazon_polarity", "anthropic_hh", "anthropic_hh_single", "cosmos_qa", "custom"}

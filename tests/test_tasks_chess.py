@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import os
 import re
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import zstandard
 
 from w2s_gguf.errors import W2SError
 from w2s_gguf.tasks import TaskOptions, get_task, load_task
-from w2s_gguf.tasks import _common, chess_puzzles
+from w2s_gguf.tasks import chess_puzzles
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from w2s_gguf.errors import W2SError
 from w2s_gguf.tasks import TaskOptions, get_task
-from w2s_gguf.tasks import _common, chess_puzzles
+from w2s_gguf.tasks import _common
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
