@@ -1,5 +1,5 @@
-"""The protocol's logic: halves, PGR, intervals, results.json (synthetic features stand in for llama.cpp here;
-tests/test_run_cli.py runs the same code on real models)."""
+"""The orchestration around the protocol: task -> features -> protocol -> results folder (synthetic features
+stand in for llama.cpp here; tests/test_run_cli.py runs the same code on real models)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 
 from w2s_gguf import experiment
 from w2s_gguf.errors import W2SError
-from w2s_gguf.experiment import ExperimentConfig, run_experiment, split_halves
+from w2s_gguf.experiment import ExperimentConfig, run_experiment
+from w2s_gguf.results import SCHEMA_VERSION, load_results
+from w2s_gguf.splits import split_halves
 from w2s_gguf.stats import bootstrap_pgr_ci, pgr, summarize_pgr
 
 
@@ -90,31 +92,29 @@ def config(data_file, models, **kw):
 def test_protocol_on_synthetic_features(monkeypatch, data_file, tmp_path):
     fake_features(monkeypatch, {"weak": 0.4, "strong": 1.5})
     results = run_experiment(config(data_file, ["weak", "strong"]), tmp_path, log=lambda m: None)
-    pair = results["pairs"][0]
-    assert pair["strong_acc"] > pair["weak_acc"] + 0.1
+    pair = results.pairs[0]
+    assert pair.strong_acc > pair.weak_acc + 0.1
     for loss in ("xent", "logconf", "product"):
-        s = pair["summary"][loss]
-        assert s["pgr_median"] is not None and s["pgr_ci"][0] <= s["pgr_median"] <= s["pgr_ci"][1]
-        assert 0.5 < s["agreement_mean"] <= 1
-    assert pair["sklearn_summary"]["xent"]["pgr_median"] is not None
+        s = pair.summary[loss]
+        assert s.pgr_median is not None and s.pgr_ci[0] <= s.pgr_median <= s.pgr_ci[1]
+        assert 0.5 < s.agreement_mean <= 1
+    assert pair.sklearn_summary["xent"].pgr_median is not None
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["pairs"][0]["summary"] == pair["summary"] and saved["schema_version"] == 1
+    assert saved["schema_version"] == SCHEMA_VERSION
     with np.load(tmp_path / "predictions.npz", allow_pickle=False) as npz:
         assert npz["transfer|weak|strong|xent|0"].shape == (200, 2)
-    from w2s_gguf.report import load_results
-
-    assert load_results(tmp_path)["settings"]["seeds"] == [0, 1, 2]
+    assert load_results(tmp_path) == results  # the reader gives back exactly what the writer wrote
 
 
 def test_no_pgr_when_the_ceiling_is_not_above_the_weak_model(monkeypatch, data_file, tmp_path):
     fake_features(monkeypatch, {"weak": 1.0, "strong": 1.0, "other": 0.2})
     results = run_experiment(config(data_file, ["weak", "strong", "other"], self_pairs=True), tmp_path,
                              log=lambda m: None)
-    pairs = {(p["weak"], p["strong"]): p for p in results["pairs"]}
+    pairs = {(p.weak, p.strong): p for p in results.pairs}
     assert len(pairs) == 6  # three self pairs and three cross pairs
-    assert "same model" in pairs["weak", "weak"]["summary"]["xent"]["pgr_reason"]
-    down = pairs["strong", "other"]["summary"]["xent"]
-    assert down["pgr_median"] is None and "min_gap" in down["pgr_reason"]
+    assert "same model" in pairs["weak", "weak"].summary["xent"].pgr_reason
+    down = pairs["strong", "other"].summary["xent"]
+    assert down.pgr_median is None and "min_gap" in down.pgr_reason
 
 
 def test_results_from_a_newer_schema_are_not_overwritten(monkeypatch, data_file, tmp_path):

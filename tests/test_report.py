@@ -12,7 +12,6 @@ from matplotlib.image import imread
 from w2s_gguf import report
 from w2s_gguf.errors import W2SError
 from w2s_gguf.report import (
-    SCHEMA_VERSION,
     accuracy_figure,
     compare_markdown,
     compare_plot,
@@ -21,6 +20,8 @@ from w2s_gguf.report import (
     summary_table,
     write_report,
 )
+
+from w2s_gguf.results import SCHEMA_VERSION, Results, _upgrade, from_json
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_v1"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -125,6 +126,11 @@ def make_results(models, pairs, seed=0):
     }
 
 
+def typed(results: dict) -> Results:
+    """The schema objects a reader gets from this (schema 1) dict."""
+    return from_json(Results, _upgrade(copy.deepcopy(results)))
+
+
 def run_results():
     """`w2s-gguf run`: a sweep of two models."""
     return make_results(["smollm2-135m", "gemma3-270m"], [("smollm2-135m", "gemma3-270m")])
@@ -150,14 +156,14 @@ def save(folder, results):
 def test_load_round_trip_folder_and_file(tmp_path):
     results = sweep_results()
     save(tmp_path / "run", results)
-    assert load_results(tmp_path / "run") == results
-    assert load_results(tmp_path / "run" / "results.json") == results
-    assert SCHEMA_VERSION == 1
+    assert load_results(tmp_path / "run") == typed(results)
+    assert load_results(tmp_path / "run" / "results.json") == typed(results)
 
 
 def test_checked_in_fixture_loads_and_renders(tmp_path):
     results = load_results(FIXTURE)
-    assert results["pairs"][0]["weak"] == "smollm2-135m"
+    assert results.pairs[0].weak == "smollm2-135m" and results.methods == LOSSES
+    assert [g.model for g in results.ground_truth] == ["smollm2-135m", "gemma3-270m"]
     paths = write_report(tmp_path, results)
     assert {p.name for p in paths} == {"report.md", "accuracy.png", "pgr.png"}
 
@@ -173,8 +179,8 @@ def test_missing_results_rejected(tmp_path, where):
 
 def test_newer_schema_rejected(tmp_path):
     results = run_results()
-    results["schema_version"] = 2
-    with pytest.raises(W2SError, match=r"newer w2s-gguf \(schema 2 > 1\); upgrade w2s-gguf"):
+    results["schema_version"] = SCHEMA_VERSION + 1
+    with pytest.raises(W2SError, match=rf"newer w2s-gguf \(schema {SCHEMA_VERSION + 1} > {SCHEMA_VERSION}\); upgrade"):
         load_results(save(tmp_path, results))
 
 
@@ -222,7 +228,7 @@ def test_errors_are_one_line(tmp_path):
 
 def test_summary_table_contains_the_numbers():
     results = run_results()
-    table = summary_table(results)
+    table = summary_table(typed(results))
     pair = results["pairs"][0]
     assert f"{pair['weak_acc']:.3f}" in table and f"{pair['strong_acc']:.3f}" in table
     for loss in LOSSES:
@@ -237,7 +243,7 @@ def test_summary_table_contains_the_numbers():
 
 
 def test_summary_table_fits_100_columns_and_shows_null_reasons():
-    table = summary_table(sweep_results())
+    table = summary_table(typed(sweep_results()))
     assert max(len(line) for line in table.splitlines()) <= 100
     assert f"n/a ({SELF_REASON})" in table
     flat = " ".join(table.split())  # long reasons wrap onto a second line
@@ -250,12 +256,12 @@ def test_median_without_interval_says_why():
     why = "the gap is below min_gap 0.01 in 612 of 1000 bootstrap draws"
     s = results["pairs"][1]["summary"]["product"]
     s.update(pgr_ci=None, pgr_reason=why)
-    table = summary_table(results)
+    table = summary_table(typed(results))
     assert max(len(line) for line in table.splitlines()) <= 100
     assert f"{s['pgr_median']:.3f} (no interval: the gap is below" in table
     assert "1000 bootstrap draws)" in table  # wrapped, not cut
-    assert f"{s['pgr_median']:.3f} (no interval: {why})" in report.report_markdown(results)
-    assert "no CI" in [t.get_text() for t in pgr_figure(results).axes[0].texts]
+    assert f"{s['pgr_median']:.3f} (no interval: {why})" in report.report_markdown(typed(results))
+    assert "no CI" in [t.get_text() for t in pgr_figure(typed(results)).axes[0].texts]
 
 
 # ---- report.md and plots ----------------------------------------------------------------
@@ -271,7 +277,7 @@ def _assert_png(path):
 
 def test_write_report_writes_markdown_and_pngs(tmp_path):
     results = run_results()
-    paths = write_report(tmp_path, results)
+    paths = write_report(tmp_path, typed(results))
     assert [p.name for p in paths] == ["report.md", "accuracy.png", "pgr.png"]
     assert all(p.parent == tmp_path and p.is_file() for p in paths)
     for png in paths[1:]:
@@ -281,7 +287,7 @@ def test_write_report_writes_markdown_and_pngs(tmp_path):
 
 def test_report_markdown_contents(tmp_path):
     results = sweep_results()
-    write_report(tmp_path, results)
+    write_report(tmp_path, typed(results))
     md = (tmp_path / "report.md").read_text()
     for text in ("## Settings", "## Task", "## Models", "## Per seed", "## Versions", "## How to read PGR",
                  "0.580", "0.570", "scattertext==0.2.2", SHA["gemma3-270m"][:12], "| 330 |", "185.6",
@@ -306,13 +312,13 @@ def test_every_file_is_written_atomically(tmp_path, monkeypatch):
     real_bytes, real_text = report.atomic_write_bytes, report.atomic_write_text
     monkeypatch.setattr(report, "atomic_write_bytes", lambda p, d: (written.append(Path(p)), real_bytes(p, d)))
     monkeypatch.setattr(report, "atomic_write_text", lambda p, t: (written.append(Path(p)), real_text(p, t)))
-    paths = write_report(tmp_path, run_results())
+    paths = write_report(tmp_path, typed(run_results()))
     assert sorted(paths) == sorted(written)
     assert sorted(paths) == sorted(tmp_path.iterdir())
 
 
 def test_pgr_plot_labels_null_pgr_with_its_reason():
-    fig = pgr_figure(sweep_results())
+    fig = pgr_figure(typed(sweep_results()))
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any(SELF_REASON in t for t in texts)
     assert any("< min_gap 0.01" in t for t in texts)
@@ -323,12 +329,12 @@ def test_pgr_plot_labels_null_pgr_with_its_reason():
 def test_pgr_plot_labels_one_null_loss_in_its_own_slot():
     results = run_results()
     results["pairs"][0]["summary"]["logconf"].update(pgr_median=None, pgr_ci=None, pgr_reason="no valid seeds left")
-    texts = [t.get_text() for t in pgr_figure(results).axes[0].texts]
+    texts = [t.get_text() for t in pgr_figure(typed(results)).axes[0].texts]
     assert texts == ["logconf n/a: no valid seeds left"]
 
 
 def test_accuracy_plot_has_weak_lines_and_diagonal():
-    fig = accuracy_figure(sweep_results())
+    fig = accuracy_figure(typed(sweep_results()))
     ax = fig.axes[0]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "weak: smollm2-135m" in legend and "weak: qwen2.5-coder-0.5b" in legend
@@ -337,26 +343,34 @@ def test_accuracy_plot_has_weak_lines_and_diagonal():
     assert {round(line.get_ydata()[0], 3) for line in horizontal} >= {0.790, 0.794}
 
 
-def test_report_survives_nulls_everywhere(tmp_path):
+def test_report_survives_nulls_everywhere_the_schema_allows_them(tmp_path):
     results = run_results()
     pair = results["pairs"][0]
     pair["weak_acc"] = None
     for s in pair["summary"].values():
-        s.update(transfer_acc_mean=None, auroc_mean=None, pgr_median=None, pgr_ci=None, pgr_reason=None)
+        s.update(auroc_mean=None, agreement_mean=None, pgr_median=None, pgr_ci=None, pgr_reason=None)
     for seed in pair["per_seed"]:
-        seed["transfer"]["xent"]["acc"] = None
+        seed["transfer"]["xent"].update(auroc=None, pgr=None)
     results.pop("versions")
-    paths = write_report(tmp_path, results)
-    assert "n/a" in summary_table(results)
+    paths = write_report(tmp_path, typed(results))
+    assert "n/a" in summary_table(typed(results))
     for png in paths[1:]:
         _assert_png(png)
+
+
+def test_null_where_the_schema_needs_a_number_is_one_line_error(tmp_path):
+    results = run_results()
+    results["pairs"][0]["per_seed"][2]["transfer"]["xent"]["acc"] = None
+    with pytest.raises(W2SError, match=r"pairs\[0\]\.per_seed\[2\]\.transfer\.xent\.acc should be a number") as info:
+        load_results(save(tmp_path, results))
+    assert "\n" not in str(info.value)
 
 
 def test_report_with_no_pairs(tmp_path):
     results = run_results()
     results["pairs"] = []
-    assert "no weak/strong pairs" in summary_table(results)
-    write_report(tmp_path, results)
+    assert "no weak/strong pairs" in summary_table(typed(results))
+    write_report(tmp_path, typed(results))
     assert "no weak/strong pairs" in (tmp_path / "report.md").read_text()
 
 
@@ -371,9 +385,9 @@ def test_compare_shows_results_and_setting_differences():
     b["models"]["gemma3-270m"]["sha256"] = "f" * 64
     b["versions"]["llama_cpp_python"] = "0.3.40"
     b["pairs"][1]["summary"]["xent"]["pgr_median"] = 0.5
-    md = compare_markdown(a, b, "baseline", "bigger")
+    md = compare_markdown(typed(a), typed(b), "baseline", "bigger")
     assert "| settings.n_train | 900 | 1800 |" in md
-    assert '| settings.losses | ["xent", "logconf", "product"] | ["xent", "logconf"] |' in md
+    assert '| settings.methods | ["xent", "logconf", "product"] | ["xent", "logconf"] |' in md
     assert f"| models.gemma3-270m.sha256 | {SHA['gemma3-270m'][:12]} | ffffffffffff |" in md
     assert "| versions.llama_cpp_python | 0.3.36 | 0.3.40 |" in md
     assert "settings.seeds" not in md  # unchanged settings are not listed
@@ -385,19 +399,19 @@ def test_compare_shows_results_and_setting_differences():
 
 
 def test_compare_identical_runs_has_no_differences():
-    md = compare_markdown(run_results(), run_results())
+    md = compare_markdown(typed(run_results()), typed(run_results()))
     assert "none: same settings" in md
     assert "| +0.000 |" in md
 
 
 def test_compare_reports_unmatched_pairs():
-    md = compare_markdown(run_results(), sweep_results())
+    md = compare_markdown(typed(run_results()), typed(sweep_results()))
     assert "smollm2-135m → qwen2.5-coder-0.5b only in B" in md
     assert '| settings.models | ["smollm2-135m", "gemma3-270m"] |' in md
 
 
 def test_compare_plot_writes_png(tmp_path):
     a, b = sweep_results(), make_results(list(ACCS), [("smollm2-135m", "gemma3-270m")], seed=1)
-    path = compare_plot(a, b, tmp_path / "compare.png", "a", "b")
+    path = compare_plot(typed(a), typed(b), tmp_path / "compare.png", "a", "b")
     assert path == tmp_path / "compare.png"
     _assert_png(path)

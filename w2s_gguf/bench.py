@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .embeddings import Embedder, embed_texts
-from .errors import W2SError
+from .errors import SettingError
 from .models import load_registry, resolve_model
 from .tasks import load_task
 
@@ -30,7 +30,7 @@ def peak_rss_mb() -> float:
 def time_heads(x: np.ndarray, labels: np.ndarray, seeds: int = 3, losses=("xent", "logconf", "product")) -> float:
     """Seconds to train the heads of the default experiment's shape: per seed a weak and a
     strong ceiling plus one transfer head per loss (features reused for both models)."""
-    from .experiment import split_halves
+    from .splits import split_halves
     from .heads import LinearProbe
 
     start = time.perf_counter()
@@ -48,7 +48,7 @@ def time_heads(x: np.ndarray, labels: np.ndarray, seeds: int = 3, losses=("xent"
 def run_bench(model_spec: str, task: str, n_docs: int, max_tokens: int = 512, n_gpu_layers: int = -1,
               n_threads: int | None = None, registry: str | None = None) -> dict:
     if n_docs < 8:
-        raise W2SError(f"--n-docs must be at least 8 (got {n_docs})")
+        raise SettingError("n_docs", f"must be at least 8 (got {n_docs})")
     model = resolve_model(model_spec, load_registry(registry))
     data = load_task(task, n_train=n_docs, n_test=20)  # the test split is unused; it must hold both labels
     texts = [d.text for d in data.train]

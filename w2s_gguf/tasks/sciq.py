@@ -38,9 +38,6 @@ class SciQ(TableTask):
     columns = ("question", "correct_answer", "distractor1", "distractor2", "distractor3")
     hub_hint = "or set HF_HUB_OFFLINE=1 to use the packaged validation split"
 
-    def available_offline(self) -> bool:
-        return True  # the packaged split comes from PyPI
-
     def make_doc(self, row: dict[str, Any]) -> Doc | str:
         question, correct = text_of(row["question"]).strip(), text_of(row["correct_answer"]).strip()
         if not question or not correct:

@@ -1,0 +1,63 @@
+"""`w2s-gguf embed`: a task's features as OUT.npy plus OUT.docs.jsonl, for use elsewhere.
+
+Row i of the array is line i of the sidecar. With a user's `--data` file the
+rows follow the file's own order, so row i is the file's i-th usable row
+(each sidecar line also names its `row` in the file).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .embeddings import DEFAULT_SHARD_DOCS, EmbeddingResult, embed_texts
+from .engine import DEFAULT_MAX_TOKENS
+from .errors import SettingError, W2SError
+from .models import load_registry, resolve_model
+from .storage import atomic_save_npy, atomic_write_text, check_writable_dir
+from .tasks import Doc, TaskOptions, get_task
+
+SPLITS = ("train", "test", "all")
+
+
+@dataclass
+class ExportResult:
+    features_path: Path
+    docs_path: Path
+    n_docs: int
+    source: str
+    embedding: EmbeddingResult
+
+
+def export_features(model: str, task: str, out: str | Path, options: TaskOptions | None = None, split: str = "all",
+                    limit: int | None = None, pooling: str = "last", max_tokens: int = DEFAULT_MAX_TOKENS,
+                    n_gpu_layers: int = -1, n_threads: int | None = None, registry: str | None = None,
+                    progress: bool = True, shard_docs: int = DEFAULT_SHARD_DOCS) -> ExportResult:
+    out = Path(out)
+    if split not in SPLITS:
+        raise SettingError("split", f"must be train, test or all (got {split!r})")
+    if limit is not None and limit <= 0:
+        raise SettingError("limit", f"must be positive (got {limit})")
+    if shard_docs <= 0:
+        raise SettingError("shard_docs", f"must be positive (got {shard_docs})")
+    if out.suffix != ".npy":
+        raise SettingError("out", f"must end in .npy (got {out.name})")
+    check_writable_dir(out.parent if str(out.parent) else Path("."))
+    options = options or TaskOptions()
+    loaded = get_task(task).load(options)
+    rows: list[tuple[str, Doc]] = []
+    for name in (("train", "test") if split == "all" else (split,)):
+        rows += [(name, d) for d in getattr(loaded, name)[:limit]]
+    if not rows:
+        raise W2SError("no docs to embed; check the task, the data file and the split")
+    if all(d.row is not None for _, d in rows):  # a user's file: keep its order
+        rows.sort(key=lambda r: r[1].row)
+    resolved = resolve_model(model, load_registry(registry))
+    result = embed_texts(resolved, [d.text for _, d in rows], pooling, max_tokens, n_gpu_layers, n_threads,
+                         shard_docs=shard_docs, progress=progress)
+    atomic_save_npy(out, result.features)
+    docs_path = out.with_suffix(".docs.jsonl")
+    atomic_write_text(docs_path, "".join(
+        json.dumps({"row": d.row, "split": s, "label": d.label, "group": d.group, "text": d.text}) + "\n" for s, d in rows))
+    return ExportResult(out, docs_path, len(rows), loaded.source, result)

@@ -1,0 +1,39 @@
+"""Rendering a run's results: the terminal table, report.md and plots, and comparing two runs.
+
+Everything here works from `results.Results` alone (read from results.json
+with `load_results`), so `w2s-gguf report DIR` can re-render a folder long
+after the run, or on another machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..results import Results, load_results
+from ..storage import atomic_write_bytes, atomic_write_text
+from .compare import compare_markdown, compare_plot
+from .markdown import ACCURACY_PNG, PGR_PNG, report_markdown
+from .plots import accuracy_figure, pgr_figure, png_bytes
+from .table import summary_table
+
+REPORT_NAME = "report.md"
+__all__ = ["ACCURACY_PNG", "PGR_PNG", "REPORT_NAME", "accuracy_figure", "compare_markdown", "compare_plot",
+           "load_results", "pgr_figure", "report_markdown", "summary_table", "write_report"]
+
+
+def write_report(folder: str | Path, results: Results | None = None) -> list[Path]:
+    """Write report.md, accuracy.png and pgr.png into `folder`; return their paths.
+
+    With `results` None the folder's results.json is loaded, so a report can
+    be re-rendered from the file alone.
+    """
+    if results is None:
+        results = load_results(folder)
+    out = Path(folder)
+    out = out.parent if out.is_file() else out
+    written = []
+    for name, figure in ((ACCURACY_PNG, accuracy_figure), (PGR_PNG, pgr_figure)):
+        atomic_write_bytes(out / name, png_bytes(figure(results)))
+        written.append(out / name)
+    atomic_write_text(out / REPORT_NAME, report_markdown(results))
+    return [out / REPORT_NAME, *written]

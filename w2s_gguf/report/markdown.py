@@ -1,0 +1,118 @@
+"""The text of report.md, sections in the order a reader needs them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from ..results import ModelInfo, Results, TaskInfo
+from .format import DASH, f3, md_table, methods_of, pair_label, pgr_text
+
+ACCURACY_PNG = "accuracy.png"
+PGR_PNG = "pgr.png"
+
+
+def report_markdown(results: Results) -> str:
+    sections = [
+        f"# w2s-gguf report: {results.task.name}",
+        f"Created {results.created or DASH} by `{results.command or DASH}`.",
+        "## Summary\n\n" + _summary(results),
+        f"![accuracy]({ACCURACY_PNG})\n\n![PGR]({PGR_PNG})",
+        "## How to read PGR\n\n" + _pgr_note(results),
+        "## Ground truth (each model on true labels)\n\n" + _ground_truth(results),
+        "## Per seed\n\n" + _per_seed(results),
+        "## Task\n\n" + _task(results.task),
+        "## Models\n\n" + _models(results.models),
+        "## Settings\n\n" + md_table(["setting", "value"], [[k, v] for k, v in results.settings.items()]),
+        "## Timings\n\n" + _key_values(results.timings),
+        "## Versions\n\n" + _key_values(results.versions),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def _key_values(d: dict) -> str:
+    if not d:
+        return "not recorded"
+    return md_table(["", "value"], [[k, f3(v) if isinstance(v, float) else v] for k, v in d.items()])
+
+
+def _summary(results: Results) -> str:
+    if not results.pairs:
+        return "no weak/strong pairs in this run"
+    layered = len(results.layers) > 1  # a layer column only when a run compares layers
+    header = ["weak", "strong", *(["layer"] if layered else []), "method", "weak acc", "strong acc", "transfer acc",
+              "AUROC", "agreement", "PGR median [95% CI]", "sklearn PGR [95% CI]", "valid seeds"]
+    rows = []
+    for pair in results.pairs:
+        sk = pair.sklearn_summary or {}
+        for method in methods_of(results, pair):
+            s = pair.summary[method]
+            rows.append([pair.weak, pair.strong, *([pair.layer] if layered else []), method, f3(pair.weak_acc),
+                         f3(pair.strong_acc), f3(s.transfer_acc_mean), f3(s.auroc_mean), f3(s.agreement_mean),
+                         pgr_text(s), pgr_text(sk[method]) if method in sk else DASH,
+                         f"{s.n_valid_seeds}/{len(results.seeds)}"])
+    note = "Accuracies are means over seeds on the same test docs; PGR is the median over valid seeds."
+    return md_table(header, rows) + "\n\n" + note
+
+
+def _pgr_note(results: Results) -> str:
+    settings = results.settings
+    return "\n".join([
+        "- PGR = (transfer acc - weak acc) / (strong acc - weak acc), per seed: the share of the gap "
+        "between the weak teacher and the strong ceiling that the strong student recovers from weak labels.",
+        "- 0 means the student is no better than its teacher, 1 means it matches the ceiling; "
+        "values below 0 or above 1 happen and are real.",
+        f"- A seed counts only when strong acc - weak acc >= min_gap ({settings.get('min_gap', DASH)}) and "
+        "weak != strong; otherwise its PGR is null with the reason shown. A tiny gap divides noise by "
+        "noise (OAI's anthropic_hh row shows PGR 0.81 from a gap of about 0.005).",
+        f"- The summary is the median over valid seeds with a bootstrap 95% interval that resamples "
+        f"seeds and test docs ({settings.get('n_bootstrap', DASH)} resamples); it is null when the mean gap "
+        "over seeds is below min_gap. With gaps of a few points the interval is wide: read it before the median.",
+        "- sklearn PGR repeats the protocol with scikit-learn logistic regression, an independent check "
+        "of the torch head: a different sign is a reason to distrust both.",
+        "- AUROC is against true labels; agreement is how often the student agrees with its weak "
+        "teacher on the test docs (high agreement with low PGR = the student imitated its teacher's errors).",
+    ])
+
+
+def _ground_truth(results: Results) -> str:
+    layered = len(results.layers) > 1
+    rows = []
+    for gt in results.ground_truth:
+        per_seed = ", ".join(f3(s.acc) for s in gt.per_seed)
+        rows.append([gt.model, *([gt.layer] if layered else []), f3(gt.acc_mean), f3(gt.acc_median), f3(gt.auroc_mean),
+                     f3(gt.sklearn.acc_mean if gt.sklearn else None), per_seed])
+    header = ["model", *(["layer"] if layered else []), "acc mean", "acc median", "AUROC mean", "sklearn acc mean",
+              "acc per seed"]
+    return md_table(header, rows)
+
+
+def _per_seed(results: Results) -> str:
+    parts = []
+    for pair in results.pairs:
+        rows, sk_rows = [], []
+        for seed in pair.per_seed:
+            for method in methods_of(results, pair):
+                t = seed.transfer.get(method)
+                rows.append([seed.seed, method, f3(seed.weak_acc), f3(seed.strong_acc), f3(t and t.acc),
+                             f3(t and t.auroc), f3(t and t.agreement), pgr_text(t, with_ci=False)])
+            sk = seed.sklearn
+            sk_rows.append([seed.seed, f3(sk and sk.weak_acc), f3(sk and sk.strong_acc),
+                            f3(sk and sk.transfer_acc), f3(sk and sk.pgr)])
+        parts.append(f"### {pair_label(pair, results)}\n\n" + md_table(
+            ["seed", "method", "weak acc", "strong acc", "transfer acc", "AUROC", "agreement", "PGR"], rows))
+        parts.append("sklearn check:\n\n" + md_table(["seed", "weak acc", "strong acc", "transfer acc", "PGR"], sk_rows))
+    return "\n\n".join(parts) or "no weak/strong pairs in this run"
+
+
+def _task(task: TaskInfo) -> str:
+    return md_table(["", "value"], [[k, f3(v) if isinstance(v, float) else v] for k, v in asdict(task).items()])
+
+
+def _models(models: dict[str, ModelInfo]) -> str:
+    header = ["model", "architecture", "sha256", "size MB", "dim", "pooling", "max tokens", "docs", "tokens",
+              "truncated", "seconds", "tok/s", "GPU offload", "source"]
+    rows = [[name, m.architecture, m.sha256[:12], f"{m.size / 1e6:.1f}", m.dim, m.pooling, m.max_tokens,
+             m.n_computed, m.n_tokens, m.n_truncated, f"{m.seconds:.1f}" if m.seconds is not None else DASH,
+             f"{m.tokens_per_second:.0f}" if m.tokens_per_second is not None else DASH, m.gpu_offload, m.source]
+            for name, m in models.items()]
+    return md_table(header, rows) + "\n\n" + "docs = embeddings computed in this run (0 = all from cache)."
