@@ -19,6 +19,16 @@ TEST_HOME = Path(os.environ.get("W2S_GGUF_TEST_HOME", str(REPO / ".cache-test"))
 os.environ["W2S_GGUF_HOME"] = str(TEST_HOME)
 
 
+REAL_MODEL_FIXTURES = {"smollm2", "gemma3"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that loads a real GGUF model is `slow`: `pytest -m "not slow"` is the fast lane."""
+    for item in items:
+        if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def test_home() -> Path:
     TEST_HOME.mkdir(parents=True, exist_ok=True)

@@ -114,3 +114,24 @@ def test_plan_batches_is_deterministic_and_respects_the_budget():
     assert batches == plan_batches(lengths, 50)
     order = [i for b in batches for i in b]
     assert [lengths[i] for i in order] == sorted(lengths)
+
+
+def test_an_embedder_keys_the_cache_by_its_own_settings(smollm2, sentiment_texts, tmp_path):
+    """A mean-pooled embedder must store its vectors under the mean key, whatever the call's defaults say."""
+    texts = sentiment_texts[:6]
+    mean_embedder = Embedder(smollm2, "mean", max_tokens=128)
+    try:
+        via_embedder = embed_texts(smollm2, texts, cache_root=tmp_path, progress=False, embedder=mean_embedder)
+    finally:
+        mean_embedder.close()
+    assert via_embedder.settings.pooling == "mean" and via_embedder.settings.max_tokens == 128
+    mean = embed_texts(smollm2, texts, "mean", 128, progress=False, cache_root=tmp_path)
+    assert mean.n_computed == 0 and np.array_equal(mean.features, via_embedder.features)
+    last = embed_texts(smollm2, texts, "last", 128, progress=False, cache_root=tmp_path)
+    assert last.n_computed == len(texts)  # nothing was stored under the last-pooling key
+
+
+def test_progress_counts_tokens(smollm2, sentiment_texts, tmp_path, capsys):
+    result = embed_texts(smollm2, sentiment_texts[:10], "last", 128, progress=True, cache_root=tmp_path)
+    err = capsys.readouterr().err
+    assert "tok" in err and f"({len(set(sentiment_texts[:10]))} docs)" in err and result.n_tokens > 0

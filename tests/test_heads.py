@@ -183,3 +183,16 @@ def test_config_records_what_was_trained():
     assert (cfg["n_train"], cfg["n_features"]) == (250, 12)
     assert cfg["steps"] == probe.epochs * -(-250 // probe.batch_size)
     assert probe.get_params()["loss_options"] == {"schedule": "openai"}
+
+
+def test_soft_targets_just_outside_the_losses_tolerance_fail_at_the_boundary():
+    """Rows off by 5e-4 once passed the head's check (1e-3) and died inside the loss (1e-4) with a traceback."""
+    from w2s_gguf.losses import ROW_SUM_ATOL
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 4)).astype(np.float32)
+    p = rng.uniform(0.1, 0.9, 40)
+    y = np.stack([p, 1 - p + 5 * ROW_SUM_ATOL], axis=1)
+    with pytest.raises(W2SError, match=r"sum to 1 \(within 0.0001\).*divide each row by its sum"):
+        LinearProbe(epochs=1).fit(X, y)
+    LinearProbe(epochs=1).fit(X, y / y.sum(axis=1, keepdims=True))  # the fix the message names works

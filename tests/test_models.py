@@ -122,6 +122,19 @@ def test_user_registry_and_registry_option_override(home, tmp_path, smollm2):
     assert model.name == "extra" and model.architecture == "llama" and model.entry is reg["extra"]
 
 
+@pytest.mark.parametrize("field, value", [("name", "../evil"), ("name", "a/b"), ("filename", "../../x.gguf"),
+                                          ("filename", "sub/x.gguf"), ("filename", ".hidden.gguf")])
+def test_registry_entries_cannot_point_outside_the_cache(home, tmp_path, field, value):
+    name, filename = ("ok", "x.gguf") if field == "filename" else (value, "x.gguf")
+    filename = value if field == "filename" else filename
+    path = tmp_path / "models.toml"
+    path.write_text(f'[models."{name}"]\nsource = "hf"\nrepo = "a/b"\nfilename = "{filename}"\nrevision = "main"\n')
+    with pytest.raises(W2SError, match="no '/' or '..'|letters, digits") as info:
+        load_registry(path)
+    assert "\n" not in str(info.value)
+    assert not (home / "models").exists()
+
+
 def test_registry_option_must_exist(home, tmp_path):
     with pytest.raises(W2SError, match="does not exist.*--registry"):
         load_registry(tmp_path / "nope.toml")

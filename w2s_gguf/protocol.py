@@ -48,7 +48,7 @@ class ProtocolSettings:
             raise SettingError("seeds", f"must be a positive number (got {self.seeds})")
         unknown = [m for m in self.methods if m not in LOSSES]
         if unknown or not self.methods:
-            raise SettingError("methods", f"has unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(LOSSES)}")
+            raise SettingError("methods", f"has an unknown method {', '.join(unknown) or '(none given)'}; choose from {', '.join(LOSSES)}")
         if self.ceiling_half not in CEILING_HALVES:
             raise SettingError("ceiling_half", f"must be A or B (got {self.ceiling_half!r})")
         if self.logconf_schedule not in LOGCONF_SCHEDULES:

@@ -35,7 +35,7 @@ def read_table(path_text: str | Path, need: str) -> list[dict[str, Any]]:
         raise W2SError(f"--data file {path} not found; pass a JSONL, CSV or parquet file with {need}")
     kind = table_format(path)
     if kind is None:
-        raise W2SError(f"--data file {path} has an unknown type; use .jsonl, .csv or .parquet (optionally .gz/.bz2/.xz/.zst) with {need}")
+        raise W2SError(f"--data file {path} has an unknown type {path.suffix or '(none)'}; use .jsonl, .csv or .parquet (optionally .gz/.bz2/.xz/.zst) with {need}")
     if path.stat().st_size == 0:
         raise W2SError(f"--data file {path} is empty; it needs rows with {need}")
     if kind == "parquet":
@@ -46,7 +46,8 @@ def read_table(path_text: str | Path, need: str) -> list[dict[str, Any]]:
             raise W2SError(f"--data file {path} is empty; it needs rows with {need}")
         rows = _read_csv(content, path) if kind == "csv" else _read_jsonl(content, path)
     if not rows:
-        raise W2SError(f"--data file {path} has no rows; add rows with {need}")
+        what = "a header but no rows" if kind == "csv" else "no rows"
+        raise W2SError(f"--data file {path} has {what}; add rows with {need}")
     return rows
 
 
