@@ -55,13 +55,13 @@ def fake_features(monkeypatch, informativeness: dict[str, float]):
     """Replace llama.cpp with features whose first dimension carries the label with the given strength."""
     from w2s_gguf.embeddings import EmbeddingResult, StoreSettings
 
-    def fake_embed(model, texts, *args, **kwargs):
+    def fake_embed(model, texts, layers, *args, **kwargs):
         rng = np.random.default_rng(len(model.name))
         labels = np.array([int(t.split("|")[1]) for t in texts])
         x = rng.standard_normal((len(texts), 16)).astype(np.float32)
         x[:, 0] += informativeness[model.name] * (2 * labels - 1)
         settings = StoreSettings(model.sha256, "last", 512, "fake", False)
-        return EmbeddingResult(x, model, settings, model.path.parent, 0, 0, 0, 0.0, False)
+        return {layer: EmbeddingResult(x, model, settings, model.path.parent, 0, 0, 0, 0.0, False) for layer in layers}
 
     def fake_resolve(name, registry=None):
         from pathlib import Path
@@ -70,7 +70,7 @@ def fake_features(monkeypatch, informativeness: dict[str, float]):
 
         return ResolvedModel(name, Path("/nonexistent") / name, name.ljust(64, "0"), 1, "fake")
 
-    monkeypatch.setattr(experiment, "embed_texts", fake_embed)
+    monkeypatch.setattr(experiment, "embed_layers", fake_embed)
     monkeypatch.setattr(experiment, "resolve_model", fake_resolve)
 
 

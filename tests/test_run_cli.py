@@ -71,3 +71,14 @@ def test_report_rerenders_from_results_json(first_run, test_home):
     proc = w2s("report", str(out), home=test_home)
     assert proc.returncode == 0, proc.stderr
     assert (out / "pgr.png").is_file() and "smollm2-135m -> gemma3-270m" in proc.stdout
+
+
+def test_reproduce_reruns_the_recipe_and_matches_exactly(first_run, test_home, tmp_path):
+    out, _ = first_run
+    proc = w2s("reproduce", str(out), "--out", str(tmp_path / "again"), "--no-progress", home=test_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("exact: all ") and "numbers match" in proc.stdout
+    rerun = load_results(tmp_path / "again")
+    assert rerun.pairs == load_results(out).pairs
+    assert all(m.n_computed > 0 for m in rerun.models.values())  # features were recomputed, not read from the cache
+    assert not (tmp_path / "again" / ".reproduce-cache").exists()

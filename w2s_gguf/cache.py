@@ -20,9 +20,14 @@ from typing import Iterable
 import numpy as np
 
 from .engine import BATCH_TOKENS
-from .storage import atomic_save_npy, atomic_write_json, cache_home, file_lock, load_npy, sha256_bytes, sha256_file
+from .storage import atomic_save_npy, atomic_write_json, cache_home, load_npy, sha256_bytes, sha256_file
 
 STORE_FORMAT = 1
+STORE_DTYPES = ("float32", "float16")
+
+
+def embeddings_root(root: Path | None = None) -> Path:
+    return root or cache_home() / "embeddings"
 
 
 def text_key(text: str) -> str:
@@ -38,10 +43,18 @@ class StoreSettings:
     llama_cpp_version: str
     gpu_offload: bool
     batch_tokens: int = BATCH_TOKENS  # batch composition moves vectors slightly (cosine >= 0.999)
+    layer: str = "last"  # "last" (the pooled final norm, OAI's feature) or a block index "0".."L-1"
+    dtype: str = "float32"  # or "float16": half the disk for all-layer captures of large models
 
     def key(self) -> str:
-        payload = json.dumps({**self.__dict__, "format": STORE_FORMAT}, sort_keys=True)
-        return f"{self.model_sha256[:16]}-{self.pooling}-{self.max_tokens}-{sha256_bytes(payload.encode())[:12]}"
+        fields = dict(self.__dict__)
+        # Defaults stay out of the hash, so caches made before layers existed keep their names.
+        for name, default in (("layer", "last"), ("dtype", "float32")):
+            if fields[name] == default:
+                del fields[name]
+        payload = json.dumps({**fields, "format": STORE_FORMAT}, sort_keys=True)
+        tag = ("" if self.layer == "last" else f"-L{self.layer}") + ("" if self.dtype == "float32" else "-f16")
+        return f"{self.model_sha256[:16]}-{self.pooling}-{self.max_tokens}{tag}-{sha256_bytes(payload.encode())[:12]}"
 
 
 class EmbeddingStore:
@@ -49,7 +62,7 @@ class EmbeddingStore:
 
     def __init__(self, settings: StoreSettings, root: Path | None = None):
         self.settings = settings
-        self.dir = (root or cache_home() / "embeddings") / settings.key()
+        self.dir = embeddings_root(root) / settings.key()
         self.dir.mkdir(parents=True, exist_ok=True)
         info = self.dir / "settings.json"
         if not info.exists():
@@ -57,10 +70,6 @@ class EmbeddingStore:
         self._index: dict[str, tuple[str, int]] = {}
         self._shards: dict[str, np.ndarray] = {}
         self.problems: list[str] = []
-
-    def lock(self):
-        """Held while extracting, so two runs on one cache never compute the same shard twice."""
-        return file_lock(self.dir / ".lock")
 
     def refresh(self) -> None:
         """Read and verify every finished shard; delete (and report) any that fail."""
@@ -72,7 +81,7 @@ class EmbeddingStore:
                 entry = json.loads(entry_path.read_text())
                 ok = npy.is_file() and sha256_file(npy) == entry["sha256"]
                 vectors = load_npy(npy) if ok else None
-                ok = ok and vectors.shape == (len(entry["keys"]), entry["dim"]) and vectors.dtype == np.float32
+                ok = ok and vectors.shape == (len(entry["keys"]), entry["dim"]) and vectors.dtype == self.settings.dtype
             except (ValueError, KeyError, OSError):
                 ok = False
             if not ok:
@@ -93,7 +102,7 @@ class EmbeddingStore:
 
     def add_shard(self, keys: list[str], vectors: np.ndarray, stats: dict) -> None:
         name = f"shard-{time.time_ns()}-{uuid.uuid4().hex[:8]}"  # sorts in the order written
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = np.ascontiguousarray(vectors, dtype=self.settings.dtype)
         sha = atomic_save_npy(self.dir / f"{name}.npy", vectors)
         # The manifest entry is written last: a shard without one does not exist.
         atomic_write_json(self.dir / f"{name}.json",

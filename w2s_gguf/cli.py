@@ -29,7 +29,8 @@ app.add_typer(tasks_app, name="tasks")
 FLAGS = {"n_train": "--n-train", "n_test": "--n-test", "seeds": "--seeds", "methods": "--losses",
          "pooling": "--pooling", "max_tokens": "--max-tokens", "ceiling_half": "--ceiling-half", "min_gap": "--min-gap",
          "logconf_schedule": "--logconf-schedule", "balance": "--balance", "models": "--models", "split": "--split",
-         "limit": "--n", "shard_docs": "--shard-docs", "out": "--out", "n_docs": "--n-docs"}
+         "limit": "--n", "shard_docs": "--shard-docs", "out": "--out", "n_docs": "--n-docs", "layers": "--layer",
+         "store_dtype": "--store-dtype"}
 DEFAULT_WEAK = "smollm2-135m"
 DEFAULT_STRONG = "gemma3-270m"
 DEFAULT_TASK = "sentiment"
@@ -80,16 +81,23 @@ CEILING_HALF = typer.Option("A", "--ceiling-half", help="Train the strong ceilin
 MIN_GAP = typer.Option(0.01, "--min-gap", help="PGR is reported as null when strong - weak accuracy is below this.")
 SCHEDULE = typer.Option("linear", "--logconf-schedule", help="linear (paper) or openai (OAI code) warm-up.")
 REGISTRY = typer.Option(None, "--registry", help="Extra models.toml with your own entries.")
+METHODS = typer.Option(None, "--methods", help="Comma-separated weak-to-strong methods, or all (see `methods list`); "
+                       "overrides --losses.")
+STORE_DTYPE = typer.Option("float32", "--store-dtype", help="Cache features as float32 or float16 (half the disk).")
+LAYER_HELP = ("last (final norm, default), middle, all, a block number N (0-based, negative from the end) or a "
+              "fraction of depth like 0.5; comma-separated for several")
 NO_PROGRESS = typer.Option(False, "--no-progress", help="Hide progress bars.")
 
 
 def _config(models, task, data, n_train, n_test, seeds, losses, pooling, max_tokens, n_gpu_layers, threads,
-            balance, min_rating, max_rating, themes, ceiling_half, min_gap, schedule, registry, self_pairs=False):
+            balance, min_rating, max_rating, themes, ceiling_half, min_gap, schedule, registry, self_pairs=False,
+            methods=None, layers="last", store_dtype="float32"):
     from .config import ExperimentConfig
 
     return ExperimentConfig(
         models=models, task=task, n_train=n_train, n_test=n_test, seeds=seeds,
-        methods=_split_list(losses, "--losses"), pooling=pooling, max_tokens=max_tokens,
+        methods=_split_list(methods, "--methods") if methods else _split_list(losses, "--losses"),
+        layers=_split_list(layers.lower(), "--layer"), store_dtype=store_dtype, pooling=pooling, max_tokens=max_tokens,
         n_gpu_layers=n_gpu_layers, n_threads=threads, ceiling_half=ceiling_half.upper(), min_gap=min_gap,
         balance=balance, task_options=_task_options(data, min_rating, max_rating, themes),
         logconf_schedule=schedule, registry=str(registry) if registry else None, self_pairs=self_pairs,
@@ -117,6 +125,9 @@ def run(
     threads: Optional[int] = THREADS, balance: bool = BALANCE, min_rating: Optional[int] = MIN_RATING,
     max_rating: Optional[int] = MAX_RATING, themes: Optional[str] = THEMES, ceiling_half: str = CEILING_HALF,
     min_gap: float = MIN_GAP, logconf_schedule: str = SCHEDULE, registry: Optional[Path] = REGISTRY,
+    methods: Optional[str] = METHODS,
+    layer: str = typer.Option("last", "--layer", "--layers", help=f"Feature layer(s): {LAYER_HELP}."),
+    store_dtype: str = STORE_DTYPE,
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder (default w2s-results/TASK-WEAK-STRONG)."),
     no_progress: bool = NO_PROGRESS,
 ):
@@ -126,7 +137,7 @@ def run(
     task_name = _task_name(task, data)
     config = _config([weak, strong], task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
                      n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
-                     logconf_schedule, registry)
+                     logconf_schedule, registry, methods=methods, layers=layer, store_dtype=store_dtype)
     out = _out_dir(out, task_name, Path(weak).stem, "to", Path(strong).stem)
     results = run_experiment(config, out, progress=not no_progress, command=_command_line(), log=_log)
     _finish(results, out)
@@ -143,6 +154,9 @@ def sweep(
     max_rating: Optional[int] = MAX_RATING, themes: Optional[str] = THEMES, ceiling_half: str = CEILING_HALF,
     min_gap: float = MIN_GAP, logconf_schedule: str = SCHEDULE, registry: Optional[Path] = REGISTRY,
     self_pairs: bool = typer.Option(False, "--self-pairs", help="Also train each model on its own weak labels."),
+    methods: Optional[str] = METHODS,
+    layers: str = typer.Option("last", "--layers", "--layer", help=f"Feature layers, all captured in one forward pass: {LAYER_HELP}."),
+    store_dtype: str = STORE_DTYPE,
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder (one subfolder per task)."),
     no_progress: bool = NO_PROGRESS,
 ):
@@ -155,7 +169,7 @@ def sweep(
     for task_name in tasks:
         config = _config(model_list, task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
                          n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
-                         logconf_schedule, registry, self_pairs)
+                         logconf_schedule, registry, self_pairs, methods=methods, layers=layers, store_dtype=store_dtype)
         folder = root / task_name if len(tasks) > 1 or out is None else root
         results = run_experiment(config, folder, progress=not no_progress, command=_command_line(), log=_log)
         typer.echo(f"\n== {task_name} ==")
@@ -174,6 +188,8 @@ def embed(
     threads: Optional[int] = THREADS, min_rating: Optional[int] = MIN_RATING,
     max_rating: Optional[int] = MAX_RATING, themes: Optional[str] = THEMES, registry: Optional[Path] = REGISTRY,
     shard_docs: int = typer.Option(128, "--shard-docs", help="Docs per cache shard (a kill loses at most one shard)."),
+    layer: str = typer.Option("last", "--layer", help=f"{LAYER_HELP}; several (or all) give docs x layers x dim."),
+    store_dtype: str = STORE_DTYPE,
     no_progress: bool = NO_PROGRESS,
 ):
     """Export features for use elsewhere: OUT.npy plus OUT.docs.jsonl (row, label, group, split, text per row).
@@ -185,13 +201,15 @@ def embed(
         raise W2SError("give --task NAME or --data FILE")
     result = export_features(model, _task_name(task, data), out, _task_options(data, min_rating, max_rating, themes),
                              split, limit, pooling, max_tokens, n_gpu_layers, threads,
-                             str(registry) if registry else None, progress=not no_progress, shard_docs=shard_docs)
+                             str(registry) if registry else None, progress=not no_progress, shard_docs=shard_docs,
+                             layers=_split_list(layer.lower(), "--layer"), store_dtype=store_dtype)
     emb = result.embedding
     for problem in emb.problems:
         _log(problem)
     typer.echo(f"computed {emb.n_computed} docs ({emb.n_tokens} tokens, {emb.n_truncated} cut), "
                f"{result.n_docs - emb.n_computed} from the cache {emb.store_dir}")
-    typer.echo(f"wrote {result.features_path} {emb.features.shape} and {result.docs_path} ({result.source})")
+    shape = (result.n_docs, len(result.layers), emb.dim) if len(result.layers) > 1 else emb.features.shape
+    typer.echo(f"wrote {result.features_path} {shape} and {result.docs_path} ({result.source})")
 
 
 @app.command()
@@ -313,6 +331,7 @@ def main() -> None:
     # inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt: Ctrl-C or
     # `kill -INT` would be lost and the run would go on. Take SIGINT back explicitly.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    interrupted = "\ninterrupted; finished work is saved, run the same command again to resume"
     try:
         code = app(standalone_mode=False)
     except SettingError as exc:
@@ -325,14 +344,19 @@ def main() -> None:
     except ExtractionInterrupted as exc:
         typer.echo(f"\n{exc}", err=True)
         sys.exit(130)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        typer.echo("\ninterrupted; finished work is saved, run the same command again to resume", err=True)
+    except (KeyboardInterrupt, click.exceptions.Abort, typer.Abort):
+        typer.echo(interrupted, err=True)
         sys.exit(130)
-    except click.exceptions.ClickException as exc:
+    except Exception as exc:
+        # Usage errors (unknown option, bad value): click's, or the copy of click that newer typer
+        # versions carry; both show a one-line usage message and carry their exit code (2).
+        if not (hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int)):
+            raise
         exc.show()
         sys.exit(exc.exit_code)
+    if code == 130:  # newer typer turns a KeyboardInterrupt into exit code 130 itself
+        typer.echo(interrupted, err=True)
     sys.exit(code if isinstance(code, int) else 0)
-
 
 if __name__ == "__main__":
     main()

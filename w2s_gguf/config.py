@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .cache import STORE_DTYPES
 from .engine import DEFAULT_MAX_TOKENS, POOLINGS
+from .layers import check_layer_spec
 from .errors import SettingError, W2SError
 from .protocol import ProtocolSettings
 from .tasks import TaskOptions
@@ -39,6 +41,8 @@ class ExperimentConfig:
     self_pairs: bool = False  # also train strong-on-own-labels (W = S) runs, as OAI's sweep does
     sklearn_baseline: bool = True
     registry: str | None = None
+    layers: list[str] = field(default_factory=lambda: ["last"])  # last, middle, all, block N, fraction of depth
+    store_dtype: str = "float32"
 
     def protocol(self) -> ProtocolSettings:
         names = {f.name for f in fields(ProtocolSettings)}
@@ -58,6 +62,12 @@ class ExperimentConfig:
             raise SettingError("max_tokens", f"must be at least 8 (got {self.max_tokens})")
         if self.pooling not in POOLINGS:
             raise SettingError("pooling", f"must be last or mean (got {self.pooling!r})")
+        if not self.layers:
+            raise SettingError("layers", "is empty; give last, middle, all, a block number or a fraction")
+        for spec in self.layers:
+            check_layer_spec(spec)
+        if self.store_dtype not in STORE_DTYPES:
+            raise SettingError("store_dtype", f"must be float32 or float16 (got {self.store_dtype!r})")
         self.protocol().validate()
 
     def to_json(self) -> dict[str, Any]:

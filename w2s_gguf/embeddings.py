@@ -15,14 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import EmbeddingStore, StoreSettings, text_key
+from .cache import STORE_DTYPES, EmbeddingStore, StoreSettings, embeddings_root, text_key
 from .engine import DEFAULT_MAX_TOKENS, POOLINGS, Embedder, batch_tokens
-from .errors import W2SError
+from .errors import SettingError, W2SError
+from .layers import LAST, Layer, LayerEmbedder
 from .modelfile import ResolvedModel
+from .storage import file_lock
 
 DEFAULT_SHARD_DOCS = 128
 __all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_SHARD_DOCS", "POOLINGS", "Embedder", "EmbeddingResult", "EmbeddingStore",
-           "ExtractionInterrupted", "StoreSettings", "embed_texts", "plan_batches", "text_key"]
+           "ExtractionInterrupted", "StoreSettings", "embed_layers", "embed_texts", "plan_batches", "text_key"]
 
 
 def plan_batches(lengths: list[int], budget: int) -> list[list[int]]:
@@ -66,6 +68,10 @@ class EmbeddingResult:
     def dim(self) -> int:
         return int(self.features.shape[1])
 
+    @property
+    def layer(self) -> str:
+        return self.settings.layer
+
     def info(self) -> dict:
         return {
             **self.model.info(),
@@ -102,49 +108,81 @@ def embed_texts(
     progress: bool = True,
     cache_root: Path | None = None,
     embedder: Embedder | None = None,
+    layer: Layer = LAST,
+    store_dtype: str = "float32",
 ) -> EmbeddingResult:
-    """Features for `texts` with `model`, computing only what the cache lacks.
+    """Features for `texts` with `model` at one layer, computing only what the cache lacks.
 
     With `embedder` given, its own pooling, max_tokens and offload key the
     cache (the arguments of the same names are ignored), so vectors are never
     stored under settings that did not make them.
     """
+    return embed_layers(model, texts, [layer], pooling, max_tokens, n_gpu_layers, n_threads, shard_docs, progress,
+                        cache_root, embedder, store_dtype)[layer]
+
+
+def embed_layers(
+    model: ResolvedModel,
+    texts: list[str],
+    layers: list[Layer],
+    pooling: str = "last",
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    n_gpu_layers: int = -1,
+    n_threads: int | None = None,
+    shard_docs: int = DEFAULT_SHARD_DOCS,
+    progress: bool = True,
+    cache_root: Path | None = None,
+    embedder: Embedder | None = None,
+    store_dtype: str = "float32",
+) -> dict[Layer, EmbeddingResult]:
+    """Features of several layers (resolved: block indices and/or LAST), all from one forward pass per batch.
+
+    Each layer has its own cache folder; a doc is computed when any requested
+    layer lacks it, and each layer's store receives only the docs it lacks.
+    """
     import llama_cpp
 
+    if store_dtype not in STORE_DTYPES:
+        raise SettingError("store_dtype", f"must be float32 or float16 (got {store_dtype!r})")
     if embedder is not None:
         if embedder.model.sha256 != model.sha256:
             raise ValueError("embedder was loaded from another model file")
         pooling, max_tokens, offload = embedder.pooling, embedder.max_tokens, embedder.gpu_offload
     else:
         offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
-    settings = StoreSettings(model.sha256, pooling, max_tokens, llama_cpp.__version__, offload,
-                             batch_tokens(max_tokens))
-    store = EmbeddingStore(settings, cache_root)
+    stores = {layer: EmbeddingStore(StoreSettings(model.sha256, pooling, max_tokens, llama_cpp.__version__, offload,
+                                                  batch_tokens(max_tokens), str(layer), store_dtype), cache_root)
+              for layer in dict.fromkeys(layers)}
     keys = [text_key(t) for t in texts]
-    store.refresh()
+    for store in stores.values():
+        store.refresh()
     stats = dict(n_computed=0, n_tokens=0, n_truncated=0, seconds=0.0, shards_written=0)
     loaded = False
-    if store.missing(keys):
-        with store.lock():
-            store.refresh()  # another run may have finished shards while we waited
-            todo = list(dict.fromkeys(store.missing(keys)))
+    if any(store.missing(keys) for store in stores.values()):
+        # One lock per model file: runs that share a cache never compute the same doc twice.
+        with file_lock(embeddings_root(cache_root) / f".{model.sha256[:16]}.lock"):
+            for store in stores.values():
+                store.refresh()  # another run may have finished shards while we waited
+            todo = list(dict.fromkeys(k for k in keys if any(k not in store for store in stores.values())))
             if todo:
                 by_key = dict(zip(keys, texts))
                 owns = embedder is None
-                embedder = embedder or Embedder(model, pooling, max_tokens, n_gpu_layers, n_threads)
+                if owns:
+                    embedder = (Embedder(model, pooling, max_tokens, n_gpu_layers, n_threads) if list(stores) == [LAST]
+                                else LayerEmbedder(model, pooling, max_tokens, list(stores), n_gpu_layers, n_threads))
                 loaded = owns
                 try:
-                    _extract(embedder, store, todo, [by_key[k] for k in todo], shard_docs, progress, stats, len(set(keys)))
+                    _extract(embedder, stores, todo, [by_key[k] for k in todo], shard_docs, progress, stats,
+                             len(set(keys)))
                 finally:
                     if owns:
                         embedder.close()
-    return EmbeddingResult(
-        features=store.gather(keys), model=model, settings=settings, store_dir=store.dir,
-        model_loaded=loaded, problems=store.problems, **stats,
-    )
+    return {layer: EmbeddingResult(features=store.gather(keys), model=model, settings=store.settings,
+                                   store_dir=store.dir, model_loaded=loaded, problems=store.problems, **stats)
+            for layer, store in stores.items()}
 
 
-def _extract(embedder: Embedder, store: EmbeddingStore, keys: list[str], texts: list[str],
+def _extract(embedder: Embedder, stores: dict[Layer, EmbeddingStore], keys: list[str], texts: list[str],
              shard_docs: int, progress: bool, stats: dict, total_unique: int) -> None:
     from tqdm.auto import tqdm
 
@@ -158,12 +196,26 @@ def _extract(embedder: Embedder, store: EmbeddingStore, keys: list[str], texts: 
     bar = tqdm(total=sum(lengths), unit="tok", unit_scale=True, disable=not progress, dynamic_ncols=True,
                desc=f"embed {embedder.model.name} ({len(keys)} docs" + (f", {done_before} cached)" if done_before else ")"),
                file=sys.stderr)
+    layers = list(stores)
+    slots = [getattr(embedder, "layers", [LAST]).index(layer) for layer in layers]
     shard_keys: list[str] = []
     shard_vecs: list[np.ndarray] = []
     shard_tokens = 0
+
+    def flush() -> None:
+        vectors = np.concatenate(shard_vecs)  # (docs, layers, dim)
+        for layer, slot in zip(layers, slots):
+            store = stores[layer]
+            rows = [i for i, k in enumerate(shard_keys) if k not in store]
+            if rows:
+                store.add_shard([shard_keys[i] for i in rows], vectors[rows, slot], {"n_tokens": shard_tokens})
+        stats["shards_written"] += 1
+
     try:
         for batch in batches:
             vectors = embedder.embed_batch([tokenized[i][0] for i in batch])
+            if vectors.ndim == 2:  # a plain Embedder: the one layer, LAST
+                vectors = vectors[:, None, :]
             if not np.isfinite(vectors).all():
                 raise W2SError(f"{embedder.model.name} produced NaN/inf features; try --pooling mean or another quantisation")
             shard_keys += [keys[i] for i in batch]
@@ -175,16 +227,14 @@ def _extract(embedder: Embedder, store: EmbeddingStore, keys: list[str], texts: 
             stats["n_computed"] += len(batch)
             bar.update(n_tok)
             if len(shard_keys) >= shard_docs:
-                store.add_shard(shard_keys, np.concatenate(shard_vecs), {"n_tokens": shard_tokens})
-                stats["shards_written"] += 1
+                flush()
                 shard_keys, shard_vecs, shard_tokens = [], [], 0
         if shard_keys:
-            store.add_shard(shard_keys, np.concatenate(shard_vecs), {"n_tokens": shard_tokens})
-            stats["shards_written"] += 1
+            flush()
     except KeyboardInterrupt:
         bar.close()
         raise ExtractionInterrupted(embedder.model.name, done_before + stats["n_computed"] - len(shard_keys),
-                                    total_unique, store.dir) from None
+                                    total_unique, stores[layers[0]].dir) from None
     finally:
         stats["seconds"] += time.perf_counter() - start
         bar.close()

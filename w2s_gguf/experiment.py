@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import platform
+import shutil
 import sys
 import time
 from datetime import datetime, timezone
@@ -20,8 +21,10 @@ import numpy as np
 
 from . import __version__
 from .config import ExperimentConfig
-from .embeddings import EmbeddingResult, embed_texts
-from .errors import W2SError
+from .cache import embeddings_root
+from .embeddings import EmbeddingResult, embed_layers
+from .errors import SettingError, W2SError
+from .layers import LAST, expand_all, resolve_layers
 from .models import ResolvedModel, load_registry, resolve_model
 from .protocol import run_protocol
 from .results import ModelInfo, Results, TaskInfo, refuse_newer_results, write_results
@@ -51,58 +54,99 @@ def run_experiment(
     refuse_newer_results(out)
 
     data = load_task(config.task, config.n_train, config.n_test, config.task_options, config.balance, config.data_seed)
-    names, features = extract_features(config, data, progress, log, cache_root)
+    names, layers, features = extract_features(config, data, progress, log, cache_root)
     extraction_seconds = time.perf_counter() - start
 
     train_start = time.perf_counter()
     n_train = len(data.train)
-    outcome = run_protocol(
-        {m: (features[m].features[:n_train], features[m].features[n_train:]) for m in names},
-        [d.label for d in data.train], [d.label for d in data.test], [d.group for d in data.train],
-        config.protocol(), log=log,
-    )
+    ground_truth, pairs, predictions, head = [], [], {}, {}
+    for spec in layers:  # the protocol once per layer, on the same docs, splits and seeds
+        outcome = run_protocol(
+            {m: (features[m][spec].features[:n_train], features[m][spec].features[n_train:]) for m in names},
+            [d.label for d in data.train], [d.label for d in data.test], [d.group for d in data.train],
+            config.protocol(), layer=spec, log=log,
+        )
+        ground_truth += outcome.ground_truth
+        pairs += outcome.pairs
+        predictions.update(outcome.predictions)
+        head = outcome.head
     results = Results(
         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         command=command or "",
-        settings={**config.to_json(), "models": names, "model_specs": list(config.models), "head": outcome.head},
+        settings={**config.to_json(), "models": names, "model_specs": list(config.models), "layers": layers,
+                  "head": head},
         task=TaskInfo(**data.info()),
-        models={name: ModelInfo(**features[name].info()) for name in names},
+        models={name: _model_info(features[name], layers) for name in names},
         versions=library_versions(),
-        ground_truth=outcome.ground_truth,
-        pairs=outcome.pairs,
+        ground_truth=ground_truth,
+        pairs=pairs,
     )
     results.timings = {
         "extraction_seconds": round(extraction_seconds, 3),
         "training_seconds": round(time.perf_counter() - train_start, 3),
         "total_seconds": round(time.perf_counter() - start, 3),
     }
-    atomic_write_bytes(out / PREDICTIONS_NAME, _npz_bytes(outcome.predictions))
+    atomic_write_bytes(out / PREDICTIONS_NAME, _npz_bytes(predictions))
     write_results(out, results)
     return results
 
 
 def extract_features(config: ExperimentConfig, data: TaskData, progress: bool, log: Callable[[str], None],
-                     cache_root: Path | None = None) -> tuple[list[str], dict[str, EmbeddingResult]]:
-    """Every model's features of the train docs then the test docs (from the cache where possible)."""
+                     cache_root: Path | None = None) -> tuple[list[str], list[str], dict[str, dict[str, EmbeddingResult]]]:
+    """Every model's features of the train docs then the test docs, per layer spec (from the cache where possible).
+
+    Returns the model names, the layer specs ("all" expanded) and features[model][spec].
+    """
     registry = load_registry(config.registry)
     resolved = [resolve_model(name, registry) for name in config.models]  # fetch + verify all before any long work
     names = _unique_names(resolved)
+    layers = list(config.layers)
+    if layers != [LAST]:
+        depths = [m.n_layer for m in resolved]
+        if None in depths:
+            raise W2SError(f"{resolved[depths.index(None)].name} has no block count in its GGUF header; only --layer last works with it")
+        layers = expand_all(layers, depths)
+        chosen = {m.name: {spec: resolve_layers([spec], m.n_layer, m.name)[0] for spec in layers} for m in resolved}
+        _check_disk(config, data, resolved, chosen, cache_root)
+    else:
+        chosen = {m.name: {LAST: LAST} for m in resolved}
     # Logged only once the models are resolved, so bad input gets just its one-line error on stderr.
     log(f"task {data.name}: {len(data.train)} train / {len(data.test)} test docs from {data.source} "
         f"(positive rate {data.positive_rate_train:.2f} / {data.positive_rate_test:.2f})")
     for reason, count in data.skipped.items():
         log(f"skipped {count} source rows: {reason}")
     texts = [d.text for d in data.train] + [d.text for d in data.test]
-    features: dict[str, EmbeddingResult] = {}
+    features: dict[str, dict[str, EmbeddingResult]] = {}
     for name, model in zip(names, resolved):
-        result = embed_texts(model, texts, config.pooling, config.max_tokens, config.n_gpu_layers,
-                             config.n_threads, progress=progress, cache_root=cache_root)
-        for problem in result.problems:
+        by_layer = embed_layers(model, texts, list(dict.fromkeys(chosen[model.name].values())), config.pooling,
+                                config.max_tokens, config.n_gpu_layers, config.n_threads, progress=progress,
+                                cache_root=cache_root, store_dtype=config.store_dtype)
+        first = next(iter(by_layer.values()))
+        for problem in {p for r in by_layer.values() for p in r.problems}:
             log(problem)
-        if result.n_truncated:
-            log(f"{name}: {result.n_truncated} texts were longer than {config.max_tokens} tokens and were cut from the left")
-        features[name] = result
-    return names, features
+        if first.n_truncated:
+            log(f"{name}: {first.n_truncated} texts were longer than {config.max_tokens} tokens and were cut from the left")
+        features[name] = {spec: by_layer[layer] for spec, layer in chosen[model.name].items()}
+    return names, layers, features
+
+
+def _model_info(by_spec: dict[str, EmbeddingResult], layers: list[str]) -> ModelInfo:
+    first = by_spec[layers[0]]
+    return ModelInfo(**first.info(), n_layer=first.model.n_layer,
+                     layers={spec: str(by_spec[spec].layer) for spec in layers})
+
+
+def _check_disk(config, data, models, chosen, cache_root) -> None:
+    """Refuse before extraction when the layer stores cannot fit on the cache's disk."""
+    itemsize = 2 if config.store_dtype == "float16" else 4
+    n_docs = len(data.train) + len(data.test)
+    need = sum(n_docs * len(set(chosen[m.name].values())) * (m.n_embd or 0) * itemsize for m in models)
+    root = embeddings_root(cache_root)
+    root.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(root).free
+    if need > free:
+        raise SettingError("layers", f"would store {need / 1e9:.1f} GB of features but {root} has {free / 1e9:.1f} GB free; "
+                                     f"request fewer layers, use --store-dtype float16, or set W2S_GGUF_HOME to a larger disk")
 
 
 def _unique_names(models: list[ResolvedModel]) -> list[str]:

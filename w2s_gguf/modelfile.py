@@ -28,6 +28,8 @@ class ResolvedModel:
     size: int
     architecture: str
     entry: ModelEntry | None = field(default=None, compare=False)
+    n_layer: int | None = None  # transformer blocks ({arch}.block_count in the GGUF header)
+    n_embd: int | None = None  # feature width ({arch}.embedding_length)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -46,11 +48,12 @@ def resolve_local(path: Path, name: str, expected_sha256: str | None = None, ent
     size = path.stat().st_size
     if size == 0:
         raise W2SError(f"{path} is empty (0 bytes); re-download the model")
-    architecture = checked_architecture(path)
+    architecture, n_layer, n_embd = checked_architecture(path)
     sha = cached_sha256(path)
     if expected_sha256 and sha != expected_sha256:
         raise W2SError(f"{path} has sha256 {sha[:16]}..., expected {expected_sha256[:16]}... from models.toml; re-download it or fix the entry")
-    return ResolvedModel(name=name, path=path.resolve(), sha256=sha, size=size, architecture=architecture, entry=entry)
+    return ResolvedModel(name=name, path=path.resolve(), sha256=sha, size=size, architecture=architecture, entry=entry,
+                         n_layer=n_layer, n_embd=n_embd)
 
 
 # ---------------------------------------------------------------- hashing
@@ -97,8 +100,8 @@ def cached_sha256(path: Path) -> str:
     return sha
 
 
-def checked_architecture(path: Path) -> str:
-    """Check the GGUF header and that this llama.cpp can load the model; return its architecture.
+def checked_architecture(path: Path) -> tuple[str, int | None, int | None]:
+    """Check the GGUF header and that this llama.cpp can load the model; return architecture, blocks, width.
 
     Remembered like the sha256 (per file state and llama.cpp version): the
     checks cost ~1 s for a large vocabulary, which a warm rerun should not pay.
@@ -107,12 +110,13 @@ def checked_architecture(path: Path) -> str:
 
     path = path.resolve()
     key = f"{_file_key(path)}|{llama_cpp.__version__}"
-    architecture = _index_get("file-checks.json", key)
-    if architecture is None:
-        architecture = read_gguf_architecture(path)
+    known = _index_get("file-checks.json", key)
+    if not isinstance(known, dict) or "n_embd" not in known:  # never checked, or by an older version
+        architecture, n_layer, n_embd = read_gguf_header(path)
         check_loadable(path, architecture)
-        _index_put("file-checks.json", key, architecture, path)
-    return architecture
+        known = {"architecture": architecture, "n_layer": n_layer, "n_embd": n_embd}
+        _index_put("file-checks.json", key, known, path)
+    return known["architecture"], known["n_layer"], known["n_embd"]
 
 
 def check_loadable(path: Path, architecture: str) -> None:
@@ -144,7 +148,11 @@ class _Truncated(Exception):
 
 
 def read_gguf_architecture(path: Path) -> str:
-    """Check the GGUF header and tensor table; return general.architecture.
+    return read_gguf_header(path)[0]
+
+
+def read_gguf_header(path: Path) -> tuple[str, int | None, int | None]:
+    """Check the GGUF header and tensor table; return general.architecture, {arch}.block_count and .embedding_length.
 
     Catches non-GGUF and truncated files with a clear message before
     llama.cpp sees them (its own error says only "failed to load").
@@ -192,7 +200,7 @@ def read_gguf_architecture(path: Path) -> str:
             if version < 2:
                 raise W2SError(f"{path} is GGUF version {version}, too old for llama.cpp; re-convert it")
             n_tensors, n_kv = struct.unpack("<QQ", read(16))
-            arch, alignment = "", 32
+            arch, alignment, shape = "", 32, {}
             for _ in range(n_kv):
                 key = value(_GGUF_STRING)
                 (vtype,) = struct.unpack("<I", read(4))
@@ -201,6 +209,8 @@ def read_gguf_architecture(path: Path) -> str:
                     arch = val
                 elif key == "general.alignment":
                     alignment = int(val)
+                elif key.endswith((".block_count", ".embedding_length")) and isinstance(val, int):
+                    shape[key] = val
             max_offset = 0
             for _ in range(n_tensors):
                 value(_GGUF_STRING)
@@ -213,4 +223,4 @@ def read_gguf_architecture(path: Path) -> str:
             raise W2SError(f"{path} is truncated (GGUF header cut short, {size} bytes); re-download the model") from None
     if n_tensors and data_start + max_offset >= size:
         raise W2SError(f"{path} is truncated ({size} bytes, tensor data runs past the end); re-download the model")
-    return arch or "unknown"
+    return arch or "unknown", shape.get(f"{arch}.block_count"), shape.get(f"{arch}.embedding_length")

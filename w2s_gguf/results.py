@@ -150,6 +150,8 @@ class ModelInfo:
     seconds: float | None = None
     tokens_per_second: float | None = None
     model_loaded: bool | None = None
+    n_layer: int | None = None  # transformer blocks
+    layers: dict[str, str] = field(default_factory=dict)  # layer spec of the run -> "last" or the block index used
 
 
 @dataclass
