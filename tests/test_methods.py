@@ -169,6 +169,17 @@ def test_ensemble_needs_two_weak_models():
             run_method("ensemble", W2SInput(x, weak, x, weak_ensemble=ensemble))
 
 
+def test_head_options_reach_every_head():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 120)
+    x = (rng.normal(size=(120, 4)) + y[:, None]).astype(np.float32)
+    data = W2SInput(x, np.eye(2, dtype=np.float32)[y], x)
+    short = run_method("xent", data, {"epochs": 1, "C": None})
+    assert np.array_equal(short.test_proba, LinearProbe(epochs=1, C=None).fit(x, y).predict_proba(x))
+    with pytest.raises(W2SError, match="unknown head option.s. loss; valid: C, batch_size"):
+        run_method("xent", data, {"loss": "product"})
+
+
 def test_describe_has_one_line_per_method():
     lines = methods.describe()
     assert len(lines) == len(methods.method_names())

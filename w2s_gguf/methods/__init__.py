@@ -60,6 +60,9 @@ class MethodResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+# What the caller may set for every head of every method (HeadJob fields).
+HEAD_OPTIONS = {"epochs", "lr", "batch_size", "C", "standardize"}
+
 Run = Generator[list[HeadJob], list[TrainedHead], MethodResult]
 
 
@@ -226,6 +229,9 @@ def run_methods(runs: list[tuple[Method, W2SInput]], head_options: dict[str, Any
     stacked=False trains the heads one at a time (same results, for timing).
     """
     options = dict(head_options or {})
+    unknown = sorted(set(options) - HEAD_OPTIONS)
+    if unknown:
+        raise W2SError(f"unknown head option(s) {', '.join(unknown)}; valid: {', '.join(sorted(HEAD_OPTIONS))}")
     results: list[MethodResult | None] = [None] * len(runs)
     pending: dict[int, tuple[Run, list[HeadJob]]] = {}
     for i, (method, data) in enumerate(runs):

@@ -5,8 +5,8 @@ used by `w2s/sft.py` (probe_relabel, probe_filter, contamination 0.1). As
 there, the probe is fit on the training docs' raw strong features and their
 weak labels and then predicts those same docs, so a doc is its own nearest
 neighbour (distance 0): its prediction is the mean weak label of its k
-nearest docs, itself included. Distances are Euclidean (torch.cdist);
-ties go to the lower index.
+nearest docs, itself included. Distances are Euclidean on the raw features
+(as ELA's torch.cdist), computed in float64; ties go to the lower index.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..heads import _one_thread
 from . import OneHeadMethod, W2SInput, parse_number, register
 
 DEFAULT_K = 50
@@ -21,9 +22,13 @@ DEFAULT_K = 50
 
 def knn_mean_labels(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Mean of `labels` (n, 2) over each doc's k nearest docs in x (itself included)."""
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    # Direct differences rather than the matmul expansion: a doc's distance to itself is exactly 0.
-    dist = torch.cdist(xt, xt, compute_mode="donot_use_mm_for_euclid_dist").numpy()
+    xt = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    with _one_thread():
+        sq = (xt * xt).sum(dim=1)
+        dist = (sq[:, None] + sq[None, :] - 2 * xt @ xt.T).numpy()  # squared distances: same order
+    # A doc is its own nearest neighbour (distance 0 in ELA); the matmul form leaves rounding
+    # on the diagonal, so place it first explicitly.
+    np.fill_diagonal(dist, -1.0)
     nearest = np.argsort(dist, axis=1, kind="stable")[:, :k]
     return labels[nearest].mean(axis=1, dtype=np.float64).astype(np.float32)
 
