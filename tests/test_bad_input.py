@@ -260,7 +260,7 @@ def test_zero_and_negative_sizes(cli, data, tmp_path, option, value):
 
 def test_unknown_loss(cli, data, tmp_path):
     line = one_error_line(*cli(*run_args(data, tmp_path / "out", "smollm2-135m", "gemma3-270m", "--losses", "xent,nosuch"))[::2])
-    assert "--losses has an unknown method nosuch" in line and "xent" in line and "logconf" in line
+    assert "--methods has a problem: unknown method 'nosuch'" in line and "xent" in line and "logconf" in line
 
 
 def test_bad_pooling(cli, data, tmp_path):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from w2s_gguf.errors import W2SError
-from w2s_gguf.losses import LOSSES, logconf_loss, make_loss, product_loss, xent_loss
+from w2s_gguf.losses import (LOSSES, entropy_loss, kl_loss, logconf_loss, make_loss, product_loss, window_loss,
+                             xent_loss)
 
 LN3 = math.log(3)
 
@@ -170,7 +171,7 @@ def test_logconf_hardens_about_fraction_q_to_class_1():
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_wrong_shapes_raise(name):
     fn = LOSSES[name]
-    args = (0.5,) if name == "logconf" else ()
+    args = (0.5,) if name in ("logconf", "entropy") else ()
     with pytest.raises(ValueError, match=r"shape \(B, 2\)"):
         fn(t([[0.0, 0.0, 0.0]]), t([[0.2, 0.3, 0.5]]), *args)
     with pytest.raises(ValueError, match="shape of logits"):
@@ -194,7 +195,7 @@ def test_logconf_bad_options_raise():
 
 
 def test_make_loss_unknown_name_is_a_user_error():
-    with pytest.raises(W2SError, match=r"^unknown loss 'foo'; choose from xent, logconf, product$"):
+    with pytest.raises(W2SError, match=r"^unknown loss 'foo'; choose from xent, logconf, product, kl, entropy, window$"):
         make_loss("foo")
 
 
@@ -219,3 +220,63 @@ def test_make_loss_calls_match_functions():
     assert make_loss("xent")(Z, Y, 0.3).item() == pytest.approx(L_Y)
     assert make_loss("logconf", schedule="openai")(Z, Y, 0.05).item() == pytest.approx(expected(0.025))
     assert make_loss("product", beta=0.0)(Z, Y).item() == pytest.approx(L_Y)
+
+
+# ---- kl, entropy, window (EleutherAI/w2s w2s/loss.py) ------------------------
+
+
+def test_kl_is_xent_minus_target_entropy():
+    # p = [1/4, 3/4], y = [1/2, 1/2]: KL = 1/2 ln(1/2 / 1/4) + 1/2 ln(1/2 / 3/4) = 1/2 ln 2 + 1/2 ln 2/3 = 1/2 ln 4/3.
+    loss = kl_loss(t([[0.0, LN3]]), t([[0.5, 0.5]]))
+    assert loss.item() == pytest.approx(0.5 * math.log(4 / 3))
+    # A one-hot target has zero entropy (0 ln 0 = 0): KL equals xent, -ln 3/4.
+    assert kl_loss(t([[0.0, LN3]]), t([[0.0, 1.0]])).item() == pytest.approx(math.log(4 / 3))
+    # KL(y || y) = 0.
+    assert kl_loss(t([[0.0, LN3]]), t([[0.25, 0.75]])).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_kl_gradient_is_xents():
+    z1, z2 = t([[0.3, -0.2], [1.0, 0.5]]).requires_grad_(), t([[0.3, -0.2], [1.0, 0.5]]).requires_grad_()
+    y = t([[0.3, 0.7], [0.9, 0.1]])
+    kl_loss(z1, y).backward()
+    xent_loss(z2, y).backward()
+    assert torch.allclose(z1.grad, z2.grad)
+
+
+@pytest.mark.parametrize("progress, c", [(0.0, 0.0), (0.1, 0.25), (0.5, 0.5)])
+def test_entropy_mixes_soft_predictions(progress, c):
+    # Target (1-c) y + c p with p the model's own soft prediction. xent is linear in the
+    # target: (1-c) L_y + c H(p), with H(p) the per-doc entropy of p, averaged.
+    h_p = sum(-(p * math.log(p) + (1 - p) * math.log(1 - p)) for p in P0) / 4
+    assert entropy_loss(Z, Y, progress).item() == pytest.approx((1 - c) * L_Y + c * h_p)
+
+
+def test_entropy_no_gradient_through_own_prediction():
+    # c = 0.5 at the end of training: d/dz = p - (0.5 y + 0.5 p) = 0.5 (p - y).
+    # p = [1/4, 3/4], y = [1, 0]: 0.5 * [-3/4, 3/4] = [-0.375, 0.375].
+    z = t([[0.0, LN3]]).requires_grad_()
+    entropy_loss(z, t([[1.0, 0.0]]), 1.0).backward()
+    assert z.grad.tolist()[0] == pytest.approx([-0.375, 0.375])
+
+
+def test_window_counts_only_unsure_docs_but_divides_by_batch():
+    # Docs with max p = 0.8, 0.6, 0.6, 0.8 (P0 above). Radius 0.15: unsure iff max p < 0.65,
+    # docs 2 and 3 only; their xent against Y summed, divided by all 4 docs.
+    per_doc = [-((1 - y) * math.log(p) + y * math.log(1 - p)) for p, y in zip(P0, Y1)]
+    assert window_loss(Z, Y).item() == pytest.approx((per_doc[1] + per_doc[2]) / 4)
+    # Radius 0.5: every doc is unsure (max p < 1): plain xent.
+    assert window_loss(Z, Y, radius=0.5).item() == pytest.approx(L_Y)
+    # Radius 0: no doc has max p < 0.5: no loss.
+    assert window_loss(Z, Y, radius=0.0).item() == 0.0
+
+
+def test_make_loss_new_losses():
+    assert make_loss("kl").config() == {"name": "kl"}
+    assert make_loss("window").config() == {"name": "window", "radius": 0.15}
+    ent = make_loss("entropy", schedule="openai")
+    assert ent.config() == {"name": "entropy", "aux_coef": 0.5, "warmup_frac": 0.1, "schedule": "openai"}
+    assert ent(Z, Y, 0.5).item() == pytest.approx(entropy_loss(Z, Y, 0.5, schedule="openai").item())
+    with pytest.raises(W2SError, match="window radius"):
+        make_loss("window", radius=0.7)
+    with pytest.raises(W2SError, match="entropy schedule 'cosine'"):
+        make_loss("entropy", schedule="cosine")

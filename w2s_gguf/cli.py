@@ -22,11 +22,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Weak-to-strong generalization on frozen GGUF embeddings (llama.cpp).")
 models_app = typer.Typer(no_args_is_help=True, help="The model registry (models.toml).")
 tasks_app = typer.Typer(no_args_is_help=True, help="The task registry.")
+methods_app = typer.Typer(no_args_is_help=True, help="The weak-to-strong method registry.")
+app.add_typer(methods_app, name="methods")
 app.add_typer(models_app, name="models")
 app.add_typer(tasks_app, name="tasks")
 
 # Library parameter -> the flag a user typed (errors.SettingError names parameters).
-FLAGS = {"n_train": "--n-train", "n_test": "--n-test", "seeds": "--seeds", "methods": "--losses",
+FLAGS = {"n_train": "--n-train", "n_test": "--n-test", "seeds": "--seeds", "methods": "--methods",
          "pooling": "--pooling", "max_tokens": "--max-tokens", "ceiling_half": "--ceiling-half", "min_gap": "--min-gap",
          "logconf_schedule": "--logconf-schedule", "balance": "--balance", "models": "--models", "split": "--split",
          "limit": "--n", "shard_docs": "--shard-docs", "out": "--out", "n_docs": "--n-docs", "layers": "--layer",
@@ -67,7 +69,7 @@ def _log(message: str) -> None:
 N_TRAIN = typer.Option(900, "--n-train", help="Training docs (split into halves A and B).")
 N_TEST = typer.Option(600, "--n-test", help="Test docs, from the task's held-out split.")
 SEEDS = typer.Option(5, "--seeds", help="Number of seeds (0..k-1): split, head init and shuffling follow each.")
-LOSSES = typer.Option("xent,logconf,product", "--losses", help="Comma-separated transfer losses.")
+LOSSES = typer.Option("xent,logconf,product", "--losses", help="Comma-separated transfer losses (methods that are losses).")
 POOLING = typer.Option("last", "--pooling", help="last (OAI: final hidden state at the last token) or mean.")
 MAX_TOKENS = typer.Option(512, "--max-tokens", help="Longer texts are cut from the left (counted).")
 GPU_LAYERS = typer.Option(-1, "--n-gpu-layers", help="-1 offloads every layer when llama.cpp has CUDA/Metal; 0 = CPU.")
@@ -116,7 +118,8 @@ def _finish(results, out: Path) -> None:
 
 @app.command()
 def run(
-    weak: str = typer.Option(DEFAULT_WEAK, "--weak", help="Registry name or path to a .gguf file."),
+    weak: str = typer.Option(DEFAULT_WEAK, "--weak", help="Registry name or path to a .gguf file; several "
+                             "comma-separated weak models each teach the strong one (and `ensemble` averages them)."),
     strong: str = typer.Option(DEFAULT_STRONG, "--strong", help="Registry name or path to a .gguf file."),
     task: Optional[str] = typer.Option(None, "--task", help=f"Task name (default {DEFAULT_TASK}); see `tasks list`."),
     data: Optional[Path] = DATA,
@@ -135,10 +138,12 @@ def run(
     from .experiment import run_experiment
 
     task_name = _task_name(task, data)
-    config = _config([weak, strong], task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
+    weaks = _split_list(weak, "--weak")
+    config = _config([*weaks, strong], task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
                      n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
                      logconf_schedule, registry, methods=methods, layers=layer, store_dtype=store_dtype)
-    out = _out_dir(out, task_name, Path(weak).stem, "to", Path(strong).stem)
+    config.weak_models = len(weaks)
+    out = _out_dir(out, task_name, "+".join(Path(w).stem for w in weaks), "to", Path(strong).stem)
     results = run_experiment(config, out, progress=not no_progress, command=_command_line(), log=_log)
     _finish(results, out)
 
@@ -307,6 +312,15 @@ def models_verify(registry: Optional[Path] = REGISTRY):
         typer.echo(f"{name:22} {'ok' if ok else 'MISMATCH':9} {detail}")
     if bad:
         raise W2SError(f"{bad} model file(s) do not match their sha256; run `w2s-gguf models pull NAME` to fetch them again")
+
+
+@methods_app.command("list")
+def methods_list():
+    """Every weak-to-strong method: name, default form, what it does and its source."""
+    from .methods import describe
+
+    for line in describe():
+        typer.echo(line)
 
 
 @tasks_app.command("list")

@@ -41,6 +41,7 @@ class ExperimentConfig:
     self_pairs: bool = False  # also train strong-on-own-labels (W = S) runs, as OAI's sweep does
     sklearn_baseline: bool = True
     registry: str | None = None
+    weak_models: int | None = None  # run: the first k models are weak (teachers), the rest strong; sweep: None
     layers: list[str] = field(default_factory=lambda: ["last"])  # last, middle, all, block N, fraction of depth
     store_dtype: str = "float32"
 
@@ -68,7 +69,7 @@ class ExperimentConfig:
             check_layer_spec(spec)
         if self.store_dtype not in STORE_DTYPES:
             raise SettingError("store_dtype", f"must be float32 or float16 (got {self.store_dtype!r})")
-        self.protocol().validate()
+        self.protocol().validate(len(self.models))
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -6,6 +6,8 @@
   gets probabilities 0.5/0.5 and the only randomness is the data order.
 - Training: Adam, learning rate cosine-annealed to 0 over all steps, data
   reshuffled every epoch by a torch.Generator seeded with `seed`, no dropout.
+  The loop lives in stacked.py (`train_heads`), which trains many heads at
+  once; LinearProbe is one head of it.
 - Features are standardised with the mean/std of the training features.
 - Regularisation: the objective is
 
@@ -23,7 +25,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 
 import numpy as np
 import torch
@@ -189,50 +190,22 @@ class LinearProbe:
         return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
 
     def fit(self, X, y) -> "LinearProbe":
+        # Trained by the stacked trainer with one head (same data order,
+        # Adam and schedule as before; no torch.optim, so no torch._dynamo import).
+        from .stacked import HeadJob, train_heads
+
         X = _as_features(X)
-        n, d = X.shape
-        targets = torch.from_numpy(_as_targets(y, n))
-
-        self.n_train_, self.n_features_ = n, d
+        job = HeadJob(X, y, seed=self.seed, loss=self.loss, loss_options=self.loss_options, epochs=self.epochs,
+                      lr=self.lr, batch_size=self.batch_size, C=self.C, standardize=self.standardize)
+        head = train_heads([job])[0]
+        self.n_train_, self.n_features_, self.steps_ = head.n_train, head.n_features, head.steps
         if self.standardize:
-            mean = X.mean(axis=0, dtype=np.float64)
-            std = X.std(axis=0, dtype=np.float64)
-            # A constant dimension carries no signal; dividing by 1 keeps it at 0.
-            std[std == 0] = 1.0
-            self.mean_, self.std_ = mean.astype(np.float32), std.astype(np.float32)
-        Xt = self._standardized(X)
-
-        with _one_thread():
-            self.linear_ = self._train(Xt, targets)
+            self.mean_, self.std_ = head.mean, head.std
+        self.linear_ = _zero_head(head.n_features)
+        with torch.no_grad():
+            self.linear_.weight.copy_(torch.from_numpy(head.weight))
+            self.linear_.bias.copy_(torch.from_numpy(head.bias))
         return self
-
-    def _train(self, X: torch.Tensor, targets: torch.Tensor) -> torch.nn.Linear:
-        n, d = X.shape
-        linear = _zero_head(d)
-        opt = torch.optim.Adam(linear.parameters(), lr=self.lr)
-        gen = torch.Generator().manual_seed(self.seed)
-        total = self.epochs * math.ceil(n / self.batch_size)
-        # Each batch's mean loss estimates the mean over all n docs, so every
-        # step adds the whole penalty ||W||^2 / (C n) (module docstring).
-        l2 = 0.0 if self.C is None else 1.0 / (self.C * n)
-
-        step = 0
-        for _ in range(self.epochs):
-            perm = torch.randperm(n, generator=gen)
-            for start in range(0, n, self.batch_size):
-                idx = perm[start : start + self.batch_size]
-                # Cosine to 0 over all steps, as torch's CosineAnnealingLR(T_max=total).
-                for group in opt.param_groups:
-                    group["lr"] = self.lr * 0.5 * (1 + math.cos(math.pi * step / total))
-                loss = self._loss(linear(X[idx]), targets[idx], step / total)
-                if l2:
-                    loss = loss + l2 * linear.weight.pow(2).sum()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-        self.steps_ = step
-        return linear
 
     def predict_proba(self, X) -> np.ndarray:
         """(n, 2) float32 probabilities; column 1 is P(label 1)."""

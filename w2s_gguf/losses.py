@@ -1,4 +1,5 @@
-"""Losses for training a head on (possibly soft) targets: xent, product, logconf.
+"""Losses for training a head on (possibly soft) targets: xent, product, logconf,
+and EleutherAI/w2s's kl, entropy and window (w2s/loss.py).
 
 Shapes everywhere: logits z (B, 2), targets y (B, 2) with rows summing to 1,
 p = softmax(z). Each loss returns the mean over the batch (a 0-d tensor).
@@ -6,7 +7,7 @@ Formulas follow SPEC.md section 4 (OAI's weak-to-strong code, the paper, ELA).
 
 `make_loss(name, **options)` builds one loss with its options fixed and a
 uniform call `loss(logits, targets, progress)`, where progress is the fraction
-of training steps done; only logconf uses it.
+of training steps done; only logconf and entropy use it.
 """
 
 from __future__ import annotations
@@ -114,11 +115,61 @@ def logconf_loss(
     return _xent(logits, (1 - c) * targets + c * h)
 
 
+def kl_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of KL(y || p) = sum_c y_c (log y_c - log p_c) (ELA's kl, "batchmean").
+
+    It differs from xent by the targets' entropy, a constant: the gradient,
+    and so the trained head, is xent's.
+    """
+    _check(logits, targets)
+    return (torch.xlogy(targets, targets) - targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def entropy_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    progress: float,
+    aux_coef: float = 0.5,
+    warmup_frac: float | None = None,
+    schedule: str = "linear",
+) -> torch.Tensor:
+    """logconf without hardening (ELA's "entropy"): xent against (1-c) y + c p, no gradient through p.
+
+    c follows logconf's schedules (default linear warm-up over 0.2 of training).
+    """
+    _check(logits, targets)
+    warmup_frac = _resolve_warmup(schedule, warmup_frac)
+    if not 0 <= progress <= 1:
+        raise ValueError(f"progress must be in [0, 1], got {progress}")
+    c = _logconf_coef(progress, aux_coef, warmup_frac, schedule)
+    with torch.no_grad():
+        p = F.softmax(logits, dim=1)
+    return _xent(logits, (1 - c) * targets + c * p)
+
+
+def window_loss(logits: torch.Tensor, targets: torch.Tensor, radius: float = 0.15) -> torch.Tensor:
+    """Confidence window (ELA): xent only on docs the head is unsure of, max_c p_c < 0.5 + radius.
+
+    The sum over those docs is divided by the whole batch size, as ELA does.
+    ("midweak", the median |weak - 0.5|, is resolved to a number by the method.)
+    """
+    _check(logits, targets)
+    with torch.no_grad():
+        unsure = (F.softmax(logits, dim=1).max(dim=1).values < 0.5 + radius).to(logits.dtype)
+    return (-(targets * F.log_softmax(logits, dim=1)).sum(dim=1) * unsure).sum() / logits.shape[0]
+
+
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "xent": xent_loss,
     "logconf": logconf_loss,
     "product": product_loss,
+    "kl": kl_loss,
+    "entropy": entropy_loss,
+    "window": window_loss,
 }
+
+# Losses whose function takes the fraction of training done.
+PROGRESS_LOSSES = ("logconf", "entropy")
 
 
 class Loss:
@@ -135,7 +186,7 @@ class Loss:
         self._fn = LOSSES[name]
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor, progress: float = 0.0) -> torch.Tensor:
-        if self.name == "logconf":
+        if self.name in PROGRESS_LOSSES:
             return self._fn(logits, targets, progress, **self.options)
         return self._fn(logits, targets, **self.options)
 
@@ -162,14 +213,16 @@ def make_loss(name: str, **options) -> Loss:
         valid = ", ".join(allowed) or "none"
         raise W2SError(f"unknown option(s) {', '.join(unknown)} for loss {name!r}; valid options: {valid}")
     resolved = {**allowed, **options}
-    if name == "logconf":
+    if name in PROGRESS_LOSSES:
         schedule = resolved["schedule"]
         if schedule not in WARMUP_DEFAULTS:
-            raise W2SError(f"unknown logconf schedule {schedule!r}; choose from {', '.join(WARMUP_DEFAULTS)}")
+            raise W2SError(f"unknown {name} schedule {schedule!r}; choose from {', '.join(WARMUP_DEFAULTS)}")
         try:
             resolved["warmup_frac"] = _resolve_warmup(schedule, resolved["warmup_frac"])
         except ValueError as exc:
-            raise W2SError(f"{exc}; fix the logconf warmup_frac option") from None
+            raise W2SError(f"{exc}; fix the {name} warmup_frac option") from None
         if not 0 <= resolved["aux_coef"] <= 1:
-            raise W2SError(f"logconf aux_coef must be in [0, 1], got {resolved['aux_coef']}")
+            raise W2SError(f"{name} aux_coef must be in [0, 1], got {resolved['aux_coef']}")
+    if name == "window" and not 0 <= resolved["radius"] <= 0.5:
+        raise W2SError(f"window radius must be in [0, 0.5], got {resolved['radius']}")
     return Loss(name, resolved)

@@ -3,9 +3,12 @@
 For each seed: split the training docs into halves A and B by group; train a
 ground-truth head per model on A (its test accuracy is the model's ceiling,
 its predictions on B are its weak labels); for every pair weak -> strong and
-every method, train a head on the strong model's features of B against the
-weak model's soft labels. A scikit-learn logistic regression repeats the
-xent runs on the same features and splits as an independent check.
+every method (w2s_gguf.methods), train the strong student on the strong
+model's features of B from the weak labels. A scikit-learn logistic
+regression repeats the xent runs as an independent check.
+
+Heads train in stacks (w2s_gguf.stacked): every model and seed's
+ground-truth head at once, then every method, pair and seed's student.
 
     from w2s_gguf.protocol import run_protocol
     out = run_protocol({"weak": (xw_train, xw_test), "strong": (xs_train, xs_test)}, y_train, y_test)
@@ -14,16 +17,17 @@ xent runs on the same features and splits as an independent check.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from .errors import SettingError, W2SError
-from .heads import LinearProbe, SklearnProbe
-from .losses import LOSSES, make_loss
+from .heads import SklearnProbe
+from .methods import HEAD_OPTIONS, W2SInput, parse_methods, run_methods
 from .results import GroundTruth, PairResult
 from .splits import split_halves
+from .stacked import HeadJob, train_heads
 from .summaries import Run, ground_truth_entry, pair_result
 
 CEILING_HALVES = ("A", "B")  # OAI's sweep trains the strong ceiling on A; its older script on B
@@ -38,17 +42,15 @@ class ProtocolSettings:
     methods: list[str] = field(default_factory=lambda: ["xent", "logconf", "product"])
     ceiling_half: str = "A"
     min_gap: float = 0.01
-    logconf_schedule: str = "linear"
+    logconf_schedule: str = "linear"  # "openai" turns a plain `logconf` into `logconf-openai`
     n_bootstrap: int = 1000
     self_pairs: bool = False  # also train strong-on-own-labels (W = S) runs, as OAI's sweep does
     sklearn_baseline: bool = True
+    weak_models: int | None = None  # the first k models are weak, the rest strong; None: every earlier model is weak
 
-    def validate(self) -> None:
+    def validate(self, n_models: int | None = None) -> None:
         if not isinstance(self.seeds, int) or self.seeds <= 0:
             raise SettingError("seeds", f"must be a positive number (got {self.seeds})")
-        unknown = [m for m in self.methods if m not in LOSSES]
-        if unknown or not self.methods:
-            raise SettingError("methods", f"has an unknown method {', '.join(unknown) or '(none given)'}; choose from {', '.join(LOSSES)}")
         if self.ceiling_half not in CEILING_HALVES:
             raise SettingError("ceiling_half", f"must be A or B (got {self.ceiling_half!r})")
         if self.logconf_schedule not in LOGCONF_SCHEDULES:
@@ -57,16 +59,33 @@ class ProtocolSettings:
             raise SettingError("min_gap", f"must be in [0, 1) (got {self.min_gap})")
         if self.n_bootstrap < 100:
             raise SettingError("n_bootstrap", f"must be at least 100 (got {self.n_bootstrap})")
+        if not self.methods:
+            raise SettingError("methods", "is empty; give at least one method (see `w2s-gguf methods list`)")
+        self.method_specs(n_models)
 
-    def method_options(self) -> dict[str, dict]:
-        return {"logconf": {"schedule": self.logconf_schedule}}
+    def method_specs(self, n_models: int | None = None) -> list[str]:
+        """Canonical method specs in the order asked, `all` expanded (methods.parse_methods)."""
+        n_weak = self.weak_models if self.weak_models is not None else (None if n_models is None else n_models - 1)
+        try:
+            specs = [m.spec for m in parse_methods(self.methods, n_weak)]
+        except W2SError as exc:
+            raise SettingError("methods", f"has a problem: {exc}") from None
+        if self.logconf_schedule == "openai":
+            specs = list(dict.fromkeys("logconf-openai" if s == "logconf" else s for s in specs))
+        return specs
+
+    def pairs(self, names: list[str]) -> list[tuple[str, str]]:
+        if self.weak_models is not None:
+            weak, strong = names[: self.weak_models], names[self.weak_models:]
+            return [(w, s) for w in weak for s in strong] + ([(s, s) for s in strong] if self.self_pairs else [])
+        return [(w, s) for i, w in enumerate(names) for s in names[i + (0 if self.self_pairs else 1):]]
 
 
 @dataclass
 class ProtocolResult:
     ground_truth: list[GroundTruth]
     pairs: list[PairResult]
-    head: dict[str, Any]  # the head's hyperparameters and every method's resolved options
+    head: dict[str, Any]  # the heads' hyperparameters and every method's resolved options
     predictions: dict[str, np.ndarray]  # every head's test probabilities, by "kind|models|method|seed"
 
 
@@ -81,60 +100,71 @@ def run_protocol(
 ) -> ProtocolResult:
     """Run the protocol on each model's (train, test) features, models ordered weak to strong."""
     settings = settings or ProtocolSettings()
-    settings.validate()
     names, y_train, y_test, groups = _checked(features, y_train, y_test, groups)
+    settings.validate(len(names))
+    methods = parse_methods(settings.method_specs(len(names)))
     x_train = {m: features[m][0] for m in names}
     x_test = {m: features[m][1] for m in names}
     seeds = list(range(settings.seeds))
-    options = settings.method_options()
     suffix = "" if layer == "last" else f"|{layer}"
+    pairs = settings.pairs(names)
+    halves = {seed: split_halves(groups, seed) for seed in seeds}
 
-    pairs = [(w, s) for i, w in enumerate(names) for s in names[i + (0 if settings.self_pairs else 1):]]
-    gt: dict[tuple[str, int], Run] = {}
-    ceiling: dict[tuple[str, int], Run] = {}
-    transfer: dict[tuple[str, str, str, int], Run] = {}
-    sk: dict[tuple, Any] = {}
-    predictions: dict[str, np.ndarray] = {}
-    head_params: dict[str, Any] = {}
+    # Ground truth: every model's head on A with true labels, all seeds in one stack.
+    jobs = [HeadJob(x_train[m][halves[seed][0]], y_train[halves[seed][0]], seed=seed) for seed in seeds for m in names]
+    if settings.ceiling_half == "B":
+        jobs += [HeadJob(x_train[m][halves[seed][1]], y_train[halves[seed][1]], seed=seed) for seed in seeds for m in names]
+    heads = iter(train_heads(jobs))
+    gt_heads = {(m, seed): next(heads) for seed in seeds for m in names}
+    gt = {key: Run(head.predict_proba(x_test[key[0]])) for key, head in gt_heads.items()}
+    ceiling = gt if settings.ceiling_half == "A" else {
+        (m, seed): Run(next(heads).predict_proba(x_test[m])) for seed in seeds for m in names}
+    weak_labels = {(m, seed): head.predict_proba(x_train[m][halves[seed][1]]) for (m, seed), head in gt_heads.items()}
 
+    # Students: every method, pair and seed in lockstep (one stack per round of the methods).
+    runs, keys = [], []
     for seed in seeds:
-        half_a, half_b = split_halves(groups, seed)
-        ceiling_half = half_a if settings.ceiling_half == "A" else half_b
-        weak_labels: dict[str, np.ndarray] = {}
-        for m in names:
-            head = LinearProbe(loss="xent", seed=seed).fit(x_train[m][half_a], y_train[half_a])
-            head_params = {k: v for k, v in head.get_params().items() if k not in ("loss", "seed", "loss_options")}
-            gt[m, seed] = Run(head.predict_proba(x_test[m]))
-            weak_labels[m] = head.predict_proba(x_train[m][half_b]).astype(np.float32)
-            ceiling[m, seed] = gt[m, seed] if settings.ceiling_half == "A" else Run(LinearProbe(loss="xent", seed=seed).fit(
-                x_train[m][ceiling_half], y_train[ceiling_half]).predict_proba(x_test[m]))
-            if settings.sklearn_baseline:
-                probe = SklearnProbe(seed).fit(x_train[m][half_a], y_train[half_a])
-                sk["gt", m, seed] = Run(probe.predict_proba(x_test[m]))
-                sk["weak_labels", m, seed] = probe.predict_proba(x_train[m][half_b])
-                sk["ceiling", m, seed] = sk["gt", m, seed] if settings.ceiling_half == "A" else Run(
-                    SklearnProbe(seed).fit(x_train[m][ceiling_half], y_train[ceiling_half]).predict_proba(x_test[m]))
-            predictions[f"gt|{m}|{seed}{suffix}"] = gt[m, seed].proba
         for w, s in pairs:
-            for method in settings.methods:
-                head = LinearProbe(loss=method, seed=seed, loss_options=options.get(method))
-                head.fit(x_train[s][half_b], weak_labels[w])
-                transfer[w, s, method, seed] = Run(head.predict_proba(x_test[s]))
-                predictions[f"transfer|{w}|{s}|{method}|{seed}{suffix}"] = transfer[w, s, method, seed].proba
-            if settings.sklearn_baseline:
-                sk["transfer", w, s, seed] = Run(SklearnProbe(seed).fit(
-                    x_train[s][half_b], sk["weak_labels", w, seed]).predict_proba(x_test[s]))
-        if log:
+            teachers = names[: names.index(s)] if settings.weak_models is None else names[: settings.weak_models]
+            ensemble = [weak_labels[t, seed] for t in teachers] if len(teachers) > 1 else None
+            data = W2SInput(x_train[s][halves[seed][1]], weak_labels[w, seed], x_test[s], seed, ensemble)
+            for method in methods:
+                if method.min_weak_models <= data.n_weak_models:
+                    runs.append((method, data))
+                    keys.append((w, s, method.spec, seed))
+    transfer = {key: Run(result.test_proba, result.train_proba) for key, result in zip(keys, run_methods(runs))}
+    predictions = {f"gt|{m}|{seed}{suffix}": run.proba for (m, seed), run in gt.items()}
+    predictions.update({f"transfer|{w}|{s}|{spec}|{seed}{suffix}": run.proba for (w, s, spec, seed), run in transfer.items()})
+
+    sk = _sklearn_check(settings, names, pairs, seeds, halves, x_train, x_test, y_train) if settings.sklearn_baseline else None
+    if log:
+        for seed in seeds:
             log(f"seed {seed}{' layer ' + layer if suffix else ''}: "
                 + ", ".join(f"{m} {gt[m, seed].metrics(y_test)['acc']:.3f}" for m in names))
-
-    ground_truth = [ground_truth_entry(m, layer, seeds, y_test, gt, sk if settings.sklearn_baseline else None)
-                    for m in names]
-    pair_results = [pair_result(settings, layer, w, s, seeds, y_test, gt, ceiling, transfer,
-                                sk if settings.sklearn_baseline else None) for w, s in pairs]
-    # Every option each method ran with, defaults filled in (e.g. logconf's warm-up for its schedule).
-    head = {**head_params, "losses": {m: make_loss(m, **options.get(m, {})).config() for m in settings.methods}}
+    ground_truth = [ground_truth_entry(m, layer, seeds, y_test, gt, sk) for m in names]
+    pair_results = [pair_result(settings, [m.spec for m in methods], layer, w, s, seeds, y_test, gt, ceiling,
+                                transfer, weak_labels, sk) for w, s in pairs]
+    head = {**{f.name: f.default for f in fields(HeadJob) if f.name in HEAD_OPTIONS},
+            "methods": {m.spec: m.config() for m in methods}}
     return ProtocolResult(ground_truth, pair_results, head, predictions)
+
+
+def _sklearn_check(settings, names, pairs, seeds, halves, x_train, x_test, y_train) -> dict[tuple, Any]:
+    """The xent runs again with scikit-learn's LogisticRegression: an independent check of the torch heads."""
+    sk: dict[tuple, Any] = {}
+    for seed in seeds:
+        half_a, half_b = halves[seed]
+        ceiling_half = half_a if settings.ceiling_half == "A" else half_b
+        for m in names:
+            probe = SklearnProbe(seed).fit(x_train[m][half_a], y_train[half_a])
+            sk["gt", m, seed] = Run(probe.predict_proba(x_test[m]))
+            sk["weak_labels", m, seed] = probe.predict_proba(x_train[m][half_b])
+            sk["ceiling", m, seed] = sk["gt", m, seed] if settings.ceiling_half == "A" else Run(
+                SklearnProbe(seed).fit(x_train[m][ceiling_half], y_train[ceiling_half]).predict_proba(x_test[m]))
+        for w, s in pairs:
+            sk["transfer", w, s, seed] = Run(SklearnProbe(seed).fit(
+                x_train[s][half_b], sk["weak_labels", w, seed]).predict_proba(x_test[s]))
+    return sk
 
 
 def _checked(features, y_train, y_test, groups):

@@ -63,6 +63,19 @@ class TransferScore:
     agreement: float | None  # with the weak teacher's test predictions
     pgr: float | None
     pgr_reason: str | None = None
+    misfit_train: float | None = None  # student's disagreement with its weak labels on B (Charikar et al. 2024)
+    misfit_test: float | None = None  # ... with the weak teacher on the test docs (1 - agreement)
+
+
+@dataclass
+class Difference:
+    """A paired difference of mean accuracies (a - b over the same seeds and test docs) with its bootstrap interval."""
+
+    diff: float
+    ci: list[float]
+    level: float = 0.95
+    threshold: float = 0.0
+    distinguishable: bool = False  # the interval's lower end lies above the threshold
 
 
 @dataclass
@@ -97,6 +110,9 @@ class Summary:
     pgr_ci: list[float] | None
     pgr_reason: str | None
     n_valid_seeds: int
+    misfit_train_mean: float | None = None
+    misfit_test_mean: float | None = None
+    vs_xent: Difference | None = None  # this method's accuracy minus xent's, paired
 
 
 @dataclass
@@ -109,9 +125,10 @@ class PairResult:
     summary: dict[str, Summary]  # method -> summary, in the order the methods were asked for
     layer: str = "last"
     sklearn_summary: dict[str, Summary] | None = None
+    gap: Difference | None = None  # strong minus weak accuracy, paired; absent in schema-1 files
 
     @property
-    def gap(self) -> float | None:
+    def mean_gap(self) -> float | None:
         return None if self.weak_acc is None or self.strong_acc is None else self.strong_acc - self.weak_acc
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from ..results import Results
-from .format import DASH, f3, methods_of, pair_label, pgr_text
+from .format import DASH, ci_text, f3, methods_of, pair_label, pgr_text
 
 
 def summary_table(results: Results) -> str:
@@ -20,8 +20,9 @@ def summary_table(results: Results) -> str:
     header = (f"  {'method':<9} {'transfer':>8} {'AUROC':>6} {'agree':>6} {'seeds':>5} {'sklearn PGR':>11}"
               "  PGR median [95% CI]")
     for pair in results.pairs:
-        lines += ["", f"{pair_label(pair, results, '->')}   weak {f3(pair.weak_acc)}   strong {f3(pair.strong_acc)}"
-                      f"   gap {f3(pair.gap)}", header]
+        gap = f"   gap {f3(pair.mean_gap)}" + (f" {ci_text(pair.gap.ci)}" if pair.gap else "")
+        lines += ["", f"{pair_label(pair, results, '->')}   weak {f3(pair.weak_acc)}   strong {f3(pair.strong_acc)}{gap}",
+                  header]
         sk = pair.sklearn_summary or {}
         for method in methods_of(results, pair):
             s = pair.summary[method]
