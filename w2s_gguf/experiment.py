@@ -74,7 +74,7 @@ def run_experiment(
         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         command=command or "",
         settings={**config.to_json(), "models": names, "model_specs": list(config.models), "layers": layers,
-                  "head": head},
+                  "methods": config.protocol().method_specs(len(names)), "head": head},
         task=TaskInfo(**data.info()),
         models={name: _model_info(features[name], layers) for name in names},
         versions=library_versions(),

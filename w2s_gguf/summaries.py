@@ -108,8 +108,7 @@ def summarize(settings, same: bool, gap: dict, rows: list[TransferScore], weak_c
     elif not gap["distinguishable"]:
         median = mean = None
         lo, hi = gap["ci"]
-        reason = (f"gap {gap['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}] is not clearly above min_gap {settings.min_gap} "
-                  f"(95% interval over seeds and test docs)")
+        reason = f"gap {gap['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}] not clearly above min_gap {settings.min_gap}"
     elif median is None:
         reason = next((r.pgr_reason for r in rows if r.pgr_reason), None) or "no seed had a usable gap"
         reason = f"no seed has a usable gap ({reason})"

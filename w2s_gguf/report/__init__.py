@@ -12,17 +12,19 @@ from pathlib import Path
 from ..results import Results, load_results
 from ..storage import atomic_write_bytes, atomic_write_text
 from .compare import compare_markdown, compare_plot
-from .markdown import ACCURACY_PNG, PGR_PNG, report_markdown
-from .plots import accuracy_figure, pgr_figure, png_bytes
+from .markdown import ACCURACY_PNG, LAYERS_PNG, MISFIT_PNG, PGR_PNG, figure_names, report_markdown
+from .plots import accuracy_figure, layers_figure, misfit_figure, pgr_figure, png_bytes
 from .table import summary_table
 
 REPORT_NAME = "report.md"
-__all__ = ["ACCURACY_PNG", "PGR_PNG", "REPORT_NAME", "accuracy_figure", "compare_markdown", "compare_plot",
-           "load_results", "pgr_figure", "report_markdown", "summary_table", "write_report"]
+__all__ = ["ACCURACY_PNG", "LAYERS_PNG", "MISFIT_PNG", "PGR_PNG", "REPORT_NAME", "accuracy_figure", "compare_markdown",
+           "compare_plot", "layers_figure", "load_results", "misfit_figure", "pgr_figure", "report_markdown",
+           "summary_table", "write_report"]
 
 
 def write_report(folder: str | Path, results: Results | None = None) -> list[Path]:
-    """Write report.md, accuracy.png and pgr.png into `folder`; return their paths.
+    """Write report.md and the plots (accuracy.png, pgr.png, misfit.png, layers.png when layers are compared)
+    into `folder`; return their paths.
 
     With `results` None the folder's results.json is loaded, so a report can
     be re-rendered from the file alone.
@@ -32,8 +34,9 @@ def write_report(folder: str | Path, results: Results | None = None) -> list[Pat
     out = Path(folder)
     out = out.parent if out.is_file() else out
     written = []
-    for name, figure in ((ACCURACY_PNG, accuracy_figure), (PGR_PNG, pgr_figure)):
-        atomic_write_bytes(out / name, png_bytes(figure(results)))
+    figures = {ACCURACY_PNG: accuracy_figure, PGR_PNG: pgr_figure, MISFIT_PNG: misfit_figure, LAYERS_PNG: layers_figure}
+    for name in figure_names(results):
+        atomic_write_bytes(out / name, png_bytes(figures[name](results)))
         written.append(out / name)
     atomic_write_text(out / REPORT_NAME, report_markdown(results))
     return [out / REPORT_NAME, *written]

@@ -5,10 +5,18 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from ..results import ModelInfo, Results, TaskInfo
-from .format import DASH, f3, md_table, methods_of, pair_label, pgr_text
+from .format import DASH, ci_text, f3, md_table, methods_of, pair_label, pgr_text
+from .table import diff_text
 
 ACCURACY_PNG = "accuracy.png"
 PGR_PNG = "pgr.png"
+MISFIT_PNG = "misfit.png"
+LAYERS_PNG = "layers.png"
+
+
+def figure_names(results: Results) -> list[str]:
+    """The plots a run gets: layers.png only when it compares layers."""
+    return [ACCURACY_PNG, PGR_PNG, MISFIT_PNG] + ([LAYERS_PNG] if len(results.layers) > 1 else [])
 
 
 def report_markdown(results: Results) -> str:
@@ -16,7 +24,7 @@ def report_markdown(results: Results) -> str:
         f"# w2s-gguf report: {results.task.name}",
         f"Created {results.created or DASH} by `{results.command or DASH}`.",
         "## Summary\n\n" + _summary(results),
-        f"![accuracy]({ACCURACY_PNG})\n\n![PGR]({PGR_PNG})",
+        "\n\n".join(f"![{name[:-4]}]({name})" for name in figure_names(results)),
         "## How to read PGR\n\n" + _pgr_note(results),
         "## Ground truth (each model on true labels)\n\n" + _ground_truth(results),
         "## Per seed\n\n" + _per_seed(results),
@@ -39,19 +47,35 @@ def _summary(results: Results) -> str:
     if not results.pairs:
         return "no weak/strong pairs in this run"
     layered = len(results.layers) > 1  # a layer column only when a run compares layers
-    header = ["weak", "strong", *(["layer"] if layered else []), "method", "weak acc", "strong acc", "transfer acc",
-              "AUROC", "agreement", "PGR median [95% CI]", "sklearn PGR [95% CI]", "valid seeds"]
-    rows = []
+    header = ["weak", "strong", *(["layer"] if layered else []), "method", "weak acc", "strong acc", "gap [95% CI]",
+              "transfer acc", "AUROC", "agreement", "misfit B", "vs xent [95% CI]", "PGR median [95% CI]",
+              "sklearn PGR [95% CI]", "valid seeds"]
+    rows, verdicts = [], []
     for pair in results.pairs:
         sk = pair.sklearn_summary or {}
+        gap = f"{f3(pair.mean_gap)} {ci_text(pair.gap.ci)}" if pair.gap else f3(pair.mean_gap)
         for method in methods_of(results, pair):
             s = pair.summary[method]
             rows.append([pair.weak, pair.strong, *([pair.layer] if layered else []), method, f3(pair.weak_acc),
-                         f3(pair.strong_acc), f3(s.transfer_acc_mean), f3(s.auroc_mean), f3(s.agreement_mean),
-                         pgr_text(s), pgr_text(sk[method]) if method in sk else DASH,
-                         f"{s.n_valid_seeds}/{len(results.seeds)}"])
-    note = "Accuracies are means over seeds on the same test docs; PGR is the median over valid seeds."
-    return md_table(header, rows) + "\n\n" + note
+                         f3(pair.strong_acc), gap, f3(s.transfer_acc_mean), f3(s.auroc_mean), f3(s.agreement_mean),
+                         f3(s.misfit_train_mean), diff_text(s.vs_xent), pgr_text(s),
+                         pgr_text(sk[method]) if method in sk else DASH, f"{s.n_valid_seeds}/{len(results.seeds)}"])
+        verdicts.append(_verdict(pair, results))
+    note = ("Accuracies are means over seeds on the same test docs; PGR is the median over valid seeds. "
+            "vs xent is the method's accuracy minus xent's, paired over the same seeds and test docs; "
+            "* marks an interval that excludes 0.")
+    return md_table(header, rows) + "\n\n" + note + "\n\n" + "\n".join(verdicts)
+
+
+def _verdict(pair, results: Results) -> str:
+    """Which methods the intervals say beat (or lose to) xent: the claim the table supports."""
+    better = [m for m, s in pair.summary.items() if s.vs_xent and s.vs_xent.distinguishable]
+    worse = [m for m, s in pair.summary.items() if s.vs_xent and s.vs_xent.ci[1] < 0]
+    label = pair_label(pair, results)
+    if len(pair.summary) < 2 or "xent" not in pair.summary:
+        return f"- {label}: no comparison with xent in this run."
+    return (f"- {label}: better than xent: {', '.join(better) or 'none'}; worse: {', '.join(worse) or 'none'}; "
+            f"every other difference is within noise.")
 
 
 def _pgr_note(results: Results) -> str:
@@ -71,6 +95,10 @@ def _pgr_note(results: Results) -> str:
         "of the torch head: a different sign is a reason to distrust both.",
         "- AUROC is against true labels; agreement is how often the student agrees with its weak "
         "teacher on the test docs (high agreement with low PGR = the student imitated its teacher's errors).",
+        "- The gap's interval decides: a PGR is shown only when the paired 95% interval of strong minus weak "
+        "accuracy lies above min_gap; otherwise the ratio would divide noise by noise.",
+        "- misfit B is how often the student disagrees with the weak labels it was trained on (argmax, on half B); "
+        "Charikar et al. (2024) show the gain over the teacher is at least about the misfit (misfit.png).",
     ])
 
 

@@ -186,3 +186,98 @@ def _null_band(ax, transform, x0: float, x1: float, text: str) -> None:
             fontsize=7, color="0.25", wrap=True, zorder=5)
 
 
+
+
+def misfit_figure(results: Results):
+    """Per seed and method: the student's misfit on B (disagreement with its weak labels) against its gain
+    over the weak teacher (transfer acc - weak acc). Charikar et al. (2024): gain >= misfit, roughly."""
+    from matplotlib.lines import Line2D
+
+    fig = new_figure(7, 5.5)
+    ax = fig.add_subplot()
+    methods = _all_methods(results)
+    palette = dict(zip(methods, colors(len(methods))))
+    seen = []
+    for pair in results.pairs:
+        if pair.weak == pair.strong:
+            continue
+        for sd in pair.per_seed:
+            for method, score in sd.transfer.items():
+                if score.misfit_train is None:
+                    continue
+                gain = score.acc - sd.weak_acc
+                ax.scatter([score.misfit_train], [gain], color=palette.get(method, "0.3"),
+                           marker=marker(method, methods), s=22, alpha=0.8)
+                seen += [score.misfit_train, gain]
+    if seen:
+        hi = max(max(seen), 0.05)
+        ax.plot([0, hi], [0, hi], color="0.4", linestyle=":", linewidth=1)
+    else:
+        ax.text(0.5, 0.5, "no misfit recorded (older results file)", ha="center", va="center", transform=ax.transAxes)
+    ax.axhline(0, color="black", linewidth=1)
+    ax.set_xlabel("misfit: student disagrees with its weak labels on B (share of docs)")
+    ax.set_ylabel("gain: transfer acc - weak acc (test docs)")
+    ax.set_title(f"{results.task.name}: misfit against gain, per seed", fontsize=10)
+    ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=palette[m], marker=marker(m, methods), linestyle="none", label=m) for m in methods]
+    handles.append(Line2D([], [], color="0.4", linestyle=":", label="gain = misfit"))
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
+def layer_depth(results: Results, model: str, layer: str) -> float | None:
+    """Relative depth of a layer spec in a model: block N of L -> (N+1)/L; last (final norm) -> 1."""
+    info = results.models.get(model)
+    block = info.layers.get(layer) if info else None
+    if block is None or info.n_layer is None:
+        return None
+    return 1.0 if block == "last" else (int(block) + 1) / info.n_layer
+
+
+def layers_figure(results: Results):
+    """Ceiling accuracy per model and PGR per method against relative depth, with intervals."""
+    from matplotlib.lines import Line2D
+
+    fig = new_figure(12, 5)
+    ax_acc, ax_pgr = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    models = list(dict.fromkeys(g.model for g in results.ground_truth))
+    palette = dict(zip(models, colors(len(models))))
+    for model in models:
+        pts = sorted((layer_depth(results, model, g.layer), g.acc_mean, g.layer) for g in results.ground_truth
+                     if g.model == model and layer_depth(results, model, g.layer) is not None)
+        blocks = [(x, y) for x, y, layer in pts if layer != "last"]
+        if blocks:
+            ax_acc.plot(*zip(*blocks), color=palette[model], marker="o", markersize=4, label=model)
+        for x, y, layer in pts:
+            if layer == "last":  # the final norm: the default feature, drawn apart from the blocks
+                ax_acc.scatter([x], [y], color=palette[model], marker="*", s=120, zorder=3)
+    ax_acc.set_xlabel("relative depth (block N of L at (N+1)/L; star = last, the final norm)")
+    ax_acc.set_ylabel("ceiling accuracy (true labels, mean over seeds)")
+    ax_acc.legend(fontsize=8)
+    ax_acc.grid(alpha=0.3)
+    methods = _all_methods(results)
+    mpalette = dict(zip(methods, colors(len(methods))))
+    for k, method in enumerate(methods):
+        pts = []
+        for pair in results.pairs:
+            s = pair.summary.get(method)
+            x = layer_depth(results, pair.strong, pair.layer)
+            if s is None or x is None or pair.weak == pair.strong or s.pgr_median is None:
+                continue
+            pts.append((x + 0.008 * (k - (len(methods) - 1) / 2), s.pgr_median, s.pgr_ci))  # side by side
+        for x, y, ci in sorted(pts, key=lambda p: p[0]):
+            if ci:
+                ax_pgr.errorbar([x], [y], yerr=[[y - ci[0]], [ci[1] - y]], color=mpalette[method], capsize=3,
+                                marker=marker(method, methods), markersize=5, linestyle="none")
+        if pts:
+            xs, ys, _ = zip(*sorted(pts, key=lambda p: p[0]))
+            ax_pgr.plot(xs, ys, color=mpalette[method], linewidth=1, alpha=0.7)
+    ax_pgr.axhline(0, color="black", linewidth=1)
+    ax_pgr.axhline(1, color="0.5", linewidth=1, linestyle=":")
+    ax_pgr.set_xlabel("relative depth of the strong model's layer")
+    ax_pgr.set_ylabel("PGR (median over seeds, 95% interval)")
+    ax_pgr.grid(alpha=0.3)
+    ax_pgr.legend(handles=[Line2D([], [], color=mpalette[m], marker=marker(m, methods), label=m) for m in methods],
+                  fontsize=8)
+    fig.suptitle(f"{results.task.name}: features by layer (pairs without a clear gap have no PGR point)", fontsize=10)
+    return fig
