@@ -45,8 +45,44 @@ def time_heads(x: np.ndarray, labels: np.ndarray, seeds: int = 3, losses=("xent"
     return time.perf_counter() - start
 
 
+def layer_capture_ratio(model, texts: list[str], layers: list[str], pooling: str, max_tokens: int, n_gpu_layers: int,
+                        n_threads: int | None, rounds: int = 2) -> dict:
+    """Pipeline tok/s capturing `layers` in the same forward pass against plain extraction, same docs and
+    batches, interleaved (plain, capture, plain, capture) so load drifts hit both alike."""
+    from .embeddings import embed_layers
+    from .layers import resolve_layers
+
+    chosen = resolve_layers(layers, model.n_layer or 0, model.name)
+    tps = {"plain": [], "capture": []}
+    for _ in range(rounds):
+        for mode, wanted in (("plain", ["last"]), ("capture", chosen)):
+            with tempfile.TemporaryDirectory(prefix="w2s-bench-") as tmp:
+                result = next(iter(embed_layers(model, texts, wanted, pooling, max_tokens, n_gpu_layers, n_threads,
+                                                progress=False, cache_root=Path(tmp)).values()))
+            tps[mode].append(result.n_tokens / result.seconds)
+    plain, capture = float(np.median(tps["plain"])), float(np.median(tps["capture"]))
+    return {"layers": [str(layer) for layer in chosen], "pooling": pooling, "plain_tokens_per_second": round(plain, 1),
+            "capture_tokens_per_second": round(capture, 1), "capture_ratio": round(capture / plain, 3)}
+
+
+def warm_run_seconds(methods: str | None = None, extra: list[str] | None = None) -> float:
+    """Wall time of a warm `w2s-gguf run` (features cached), imports included: the command runs once to fill the
+    cache, then again, timed, in a fresh process."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory(prefix="w2s-bench-") as tmp:
+        cmd = [sys.executable, "-m", "w2s_gguf.cli", "run", "--no-progress", "--out", tmp, *(extra or [])]
+        if methods:
+            cmd += ["--methods", methods]
+        subprocess.run(cmd, check=True, capture_output=True)
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        return time.perf_counter() - start
+
+
 def run_bench(model_spec: str, task: str, n_docs: int, max_tokens: int = 512, n_gpu_layers: int = -1,
-              n_threads: int | None = None, registry: str | None = None) -> dict:
+              n_threads: int | None = None, registry: str | None = None, layers: list[str] | None = None,
+              pooling: str = "last") -> dict:
     if n_docs < 8:
         raise SettingError("n_docs", f"must be at least 8 (got {n_docs})")
     model = resolve_model(model_spec, load_registry(registry))
@@ -63,7 +99,9 @@ def run_bench(model_spec: str, task: str, n_docs: int, max_tokens: int = 512, n_
     embedder.close()
     engine = (engine_tps + engine_after) / 2
     pipeline_tps = result.n_tokens / result.seconds
+    capture = layer_capture_ratio(model, texts, layers, pooling, max_tokens, n_gpu_layers, n_threads) if layers else None
     return {
+        "layer_capture": capture,
         "model": model.name,
         "model_sha256": model.sha256,
         "task": task,
@@ -94,4 +132,8 @@ def format_bench(r: dict) -> str:
         f"head training     {r['head_training_seconds']} s (3 seeds x (2 ceilings + 3 losses))",
         f"peak memory       {r['peak_memory_mb']} MB (model file {r['model_file_mb']} MB, features {r['features_mb']} MB)",
     ]
+    if r.get("layer_capture"):
+        c = r["layer_capture"]
+        lines.append(f"layer capture     {len(c['layers'])} layers ({c['pooling']} pooling) in one pass: "
+                     f"{c['capture_tokens_per_second']} vs {c['plain_tokens_per_second']} tok/s plain = {c['capture_ratio']}x")
     return "\n".join(lines)

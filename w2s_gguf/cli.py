@@ -264,11 +264,24 @@ def bench(
     max_tokens: int = MAX_TOKENS, n_gpu_layers: int = GPU_LAYERS, threads: Optional[int] = THREADS,
     registry: Optional[Path] = REGISTRY,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Also time capturing these layers (e.g. all) in the "
+                                         "same forward pass against plain extraction."),
+    pooling: str = POOLING,
+    warm_run: bool = typer.Option(False, "--warm-run", help="Instead: wall time of a warm default `run` "
+                                  "(imports included), with its 3 losses and with --methods all."),
 ):
     """Extraction throughput against llama.cpp's own single-sequence throughput, head training time, peak memory."""
-    from .bench import format_bench, run_bench
+    from .bench import format_bench, run_bench, warm_run_seconds
 
-    result = run_bench(model, task, n_docs, max_tokens, n_gpu_layers, threads, str(registry) if registry else None)
+    if warm_run:
+        result = {"warm_default_run_seconds": round(warm_run_seconds(), 2),
+                  "warm_all_methods_run_seconds": round(warm_run_seconds("all"), 2)}
+        typer.echo(json.dumps(result, indent=2) if as_json else
+                   f"warm default run {result['warm_default_run_seconds']} s; with --methods all "
+                   f"{result['warm_all_methods_run_seconds']} s (wall, imports included)")
+        return
+    result = run_bench(model, task, n_docs, max_tokens, n_gpu_layers, threads, str(registry) if registry else None,
+                       _split_list(layers.lower(), "--layers") if layers else None, pooling)
     typer.echo(json.dumps(result, indent=2) if as_json else format_bench(result))
 
 
