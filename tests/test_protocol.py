@@ -70,3 +70,42 @@ def test_bad_arrays_are_caught_at_the_boundary():
     with pytest.raises(W2SError, match="same width"):
         run_protocol({"weak": features["weak"], "strong": (features["strong"][0], features["strong"][1][:, :3])},
                      y_train, y_test)
+
+
+def test_every_method_side_by_side_with_its_difference_to_xent_and_misfit():
+    features, y_train, y_test = synthetic({"weak": 1.0, "strong": 2.0})
+    out = run_protocol(features, y_train, y_test, settings=ProtocolSettings(seeds=2, methods=["all"], n_bootstrap=200,
+                                                                            sklearn_baseline=False))
+    summary = out.pairs[0].summary
+    assert "ensemble" not in summary and {"xent", "logconf", "knn-relabel-50", "bootstrap-1", "confident-0.5"} <= set(summary)
+    assert summary["xent"].vs_xent is None
+    for method, s in summary.items():
+        assert s.auroc_mean > 0.6, method  # every method ranks docs better than chance on an easy task
+        assert 0 <= s.misfit_train_mean <= 1
+        if method != "xent":
+            d = s.vs_xent
+            assert d.ci[0] <= d.diff <= d.ci[1] and d.distinguishable == (d.ci[0] > 0)
+    assert summary["kl"].vs_xent.diff == 0  # same gradient as xent: the same student
+
+
+def test_a_gap_that_cannot_be_told_from_zero_gives_no_pgr():
+    # Equally informative weak and strong features: any gap is noise, so no PGR however the seeds fall.
+    features, y_train, y_test = synthetic({"weak": 0.8, "strong": 0.8}, n_test=150)
+    out = run_protocol(features, y_train, y_test, settings=ProtocolSettings(seeds=3, n_bootstrap=300))
+    pair = out.pairs[0]
+    assert not pair.gap.distinguishable and pair.gap.ci[0] <= pair.gap.diff <= pair.gap.ci[1]
+    for s in pair.summary.values():
+        assert s.pgr_median is None and "not clearly above min_gap" in s.pgr_reason
+
+
+def test_several_weak_models_teach_the_strong_one_and_the_ensemble_averages_them():
+    features, y_train, y_test = synthetic({"weak1": 0.5, "weak2": 0.6, "strong": 1.5})
+    settings = ProtocolSettings(seeds=2, methods=["xent", "ensemble"], weak_models=2, n_bootstrap=200,
+                                sklearn_baseline=False)
+    out = run_protocol(features, y_train, y_test, settings=settings)
+    assert [(p.weak, p.strong) for p in out.pairs] == [("weak1", "strong"), ("weak2", "strong")]
+    # One ensemble student, scored against each pair's own teacher.
+    assert out.pairs[0].summary["ensemble"].transfer_acc_mean == out.pairs[1].summary["ensemble"].transfer_acc_mean
+    with pytest.raises(SettingError, match="ensemble"):
+        run_protocol({"weak": features["weak1"], "strong": features["strong"]}, y_train, y_test,
+                     settings=ProtocolSettings(methods=["ensemble"]))
