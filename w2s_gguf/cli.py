@@ -32,7 +32,7 @@ FLAGS = {"n_train": "--n-train", "n_test": "--n-test", "seeds": "--seeds", "meth
          "pooling": "--pooling", "max_tokens": "--max-tokens", "ceiling_half": "--ceiling-half", "min_gap": "--min-gap",
          "logconf_schedule": "--logconf-schedule", "balance": "--balance", "models": "--models", "split": "--split",
          "limit": "--n", "shard_docs": "--shard-docs", "out": "--out", "n_docs": "--n-docs", "layers": "--layer",
-         "store_dtype": "--store-dtype"}
+         "store_dtype": "--store-dtype", "ray": "--ray"}
 DEFAULT_WEAK = "smollm2-135m"
 DEFAULT_STRONG = "gemma3-270m"
 DEFAULT_TASK = "sentiment"
@@ -86,6 +86,8 @@ REGISTRY = typer.Option(None, "--registry", help="Extra models.toml with your ow
 METHODS = typer.Option(None, "--methods", help="Comma-separated weak-to-strong methods, or all (see `methods list`); "
                        "overrides --losses.")
 STORE_DTYPE = typer.Option("float32", "--store-dtype", help="Cache features as float32 or float16 (half the disk).")
+RAY = typer.Option(None, "--ray", help="Extract on a Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
+                   "(pip install 'w2s-gguf[ray]'); the cache stays here.")
 LAYER_HELP = ("last (final norm, default), middle, all, a block number N (0-based, negative from the end) or a "
               "fraction of depth like 0.5; comma-separated for several")
 NO_PROGRESS = typer.Option(False, "--no-progress", help="Hide progress bars.")
@@ -93,13 +95,14 @@ NO_PROGRESS = typer.Option(False, "--no-progress", help="Hide progress bars.")
 
 def _config(models, task, data, n_train, n_test, seeds, losses, pooling, max_tokens, n_gpu_layers, threads,
             balance, min_rating, max_rating, themes, ceiling_half, min_gap, schedule, registry, self_pairs=False,
-            methods=None, layers="last", store_dtype="float32"):
+            methods=None, layers="last", store_dtype="float32", ray=None):
     from .config import ExperimentConfig
 
     return ExperimentConfig(
         models=models, task=task, n_train=n_train, n_test=n_test, seeds=seeds,
         methods=_split_list(methods, "--methods") if methods else _split_list(losses, "--losses"),
-        layers=_split_list(layers.lower(), "--layer"), store_dtype=store_dtype, pooling=pooling, max_tokens=max_tokens,
+        layers=_split_list(layers.lower(), "--layer"), store_dtype=store_dtype, ray=ray, pooling=pooling,
+        max_tokens=max_tokens,
         n_gpu_layers=n_gpu_layers, n_threads=threads, ceiling_half=ceiling_half.upper(), min_gap=min_gap,
         balance=balance, task_options=_task_options(data, min_rating, max_rating, themes),
         logconf_schedule=schedule, registry=str(registry) if registry else None, self_pairs=self_pairs,
@@ -130,7 +133,7 @@ def run(
     min_gap: float = MIN_GAP, logconf_schedule: str = SCHEDULE, registry: Optional[Path] = REGISTRY,
     methods: Optional[str] = METHODS,
     layer: str = typer.Option("last", "--layer", "--layers", help=f"Feature layer(s): {LAYER_HELP}."),
-    store_dtype: str = STORE_DTYPE,
+    store_dtype: str = STORE_DTYPE, ray: Optional[str] = RAY,
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder (default w2s-results/TASK-WEAK-STRONG)."),
     no_progress: bool = NO_PROGRESS,
 ):
@@ -141,7 +144,7 @@ def run(
     weaks = _split_list(weak, "--weak")
     config = _config([*weaks, strong], task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
                      n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
-                     logconf_schedule, registry, methods=methods, layers=layer, store_dtype=store_dtype)
+                     logconf_schedule, registry, methods=methods, layers=layer, store_dtype=store_dtype, ray=ray)
     config.weak_models = len(weaks)
     out = _out_dir(out, task_name, "+".join(Path(w).stem for w in weaks), "to", Path(strong).stem)
     results = run_experiment(config, out, progress=not no_progress, command=_command_line(), log=_log)
@@ -161,7 +164,7 @@ def sweep(
     self_pairs: bool = typer.Option(False, "--self-pairs", help="Also train each model on its own weak labels."),
     methods: Optional[str] = METHODS,
     layers: str = typer.Option("last", "--layers", "--layer", help=f"Feature layers, all captured in one forward pass: {LAYER_HELP}."),
-    store_dtype: str = STORE_DTYPE,
+    store_dtype: str = STORE_DTYPE, ray: Optional[str] = RAY,
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder (one subfolder per task)."),
     no_progress: bool = NO_PROGRESS,
 ):
@@ -174,7 +177,8 @@ def sweep(
     for task_name in tasks:
         config = _config(model_list, task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
                          n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
-                         logconf_schedule, registry, self_pairs, methods=methods, layers=layers, store_dtype=store_dtype)
+                         logconf_schedule, registry, self_pairs, methods=methods, layers=layers, store_dtype=store_dtype,
+                         ray=ray)
         folder = root / task_name if len(tasks) > 1 or out is None else root
         results = run_experiment(config, folder, progress=not no_progress, command=_command_line(), log=_log)
         typer.echo(f"\n== {task_name} ==")
@@ -194,7 +198,7 @@ def embed(
     max_rating: Optional[int] = MAX_RATING, themes: Optional[str] = THEMES, registry: Optional[Path] = REGISTRY,
     shard_docs: int = typer.Option(128, "--shard-docs", help="Docs per cache shard (a kill loses at most one shard)."),
     layer: str = typer.Option("last", "--layer", help=f"{LAYER_HELP}; several (or all) give docs x layers x dim."),
-    store_dtype: str = STORE_DTYPE,
+    store_dtype: str = STORE_DTYPE, ray: Optional[str] = RAY,
     no_progress: bool = NO_PROGRESS,
 ):
     """Export features for use elsewhere: OUT.npy plus OUT.docs.jsonl (row, label, group, split, text per row).
@@ -207,7 +211,7 @@ def embed(
     result = export_features(model, _task_name(task, data), out, _task_options(data, min_rating, max_rating, themes),
                              split, limit, pooling, max_tokens, n_gpu_layers, threads,
                              str(registry) if registry else None, progress=not no_progress, shard_docs=shard_docs,
-                             layers=_split_list(layer.lower(), "--layer"), store_dtype=store_dtype)
+                             layers=_split_list(layer.lower(), "--layer"), store_dtype=store_dtype, ray=ray)
     emb = result.embedding
     for problem in emb.problems:
         _log(problem)

@@ -44,6 +44,7 @@ class ExperimentConfig:
     weak_models: int | None = None  # run: the first k models are weak (teachers), the rest strong; sweep: None
     layers: list[str] = field(default_factory=lambda: ["last"])  # last, middle, all, block N, fraction of depth
     store_dtype: str = "float32"
+    ray: str | None = None  # a Ray cluster address ("auto", "host:port", "ray://host:10001") for extraction
 
     def protocol(self) -> ProtocolSettings:
         names = {f.name for f in fields(ProtocolSettings)}
@@ -67,6 +68,9 @@ class ExperimentConfig:
             raise SettingError("layers", "is empty; give last, middle, all, a block number or a fraction")
         for spec in self.layers:
             check_layer_spec(spec)
+        if self.ray and self.layers != ["last"]:
+            raise SettingError("ray", "works with --layer last only (layer capture on a cluster is not built yet); "
+                                      "drop --ray, or extract the layers locally")
         if self.store_dtype not in STORE_DTYPES:
             raise SettingError("store_dtype", f"must be float32 or float16 (got {self.store_dtype!r})")
         self.protocol().validate(len(self.models))

@@ -159,8 +159,7 @@ def embed_layers(
     stats = dict(n_computed=0, n_tokens=0, n_truncated=0, seconds=0.0, shards_written=0)
     loaded = False
     if any(store.missing(keys) for store in stores.values()):
-        # One lock per model file: runs that share a cache never compute the same doc twice.
-        with file_lock(embeddings_root(cache_root) / f".{model.sha256[:16]}.lock"):
+        with extraction_lock(model, cache_root):
             for store in stores.values():
                 store.refresh()  # another run may have finished shards while we waited
             todo = list(dict.fromkeys(k for k in keys if any(k not in store for store in stores.values())))
@@ -180,6 +179,12 @@ def embed_layers(
     return {layer: EmbeddingResult(features=store.gather(keys), model=model, settings=store.settings,
                                    store_dir=store.dir, model_loaded=loaded, problems=store.problems, **stats)
             for layer, store in stores.items()}
+
+
+def extraction_lock(model: ResolvedModel, cache_root: Path | None = None):
+    """One lock per model file, held while extracting (locally or on a cluster): runs that share a
+    cache never compute the same doc twice, whichever layers they ask for."""
+    return file_lock(embeddings_root(cache_root) / f".{model.sha256[:16]}.lock")
 
 
 def _extract(embedder: Embedder, stores: dict[Layer, EmbeddingStore], keys: list[str], texts: list[str],

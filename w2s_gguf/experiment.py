@@ -118,9 +118,16 @@ def extract_features(config: ExperimentConfig, data: TaskData, progress: bool, l
     texts = [d.text for d in data.train] + [d.text for d in data.test]
     features: dict[str, dict[str, EmbeddingResult]] = {}
     for name, model in zip(names, resolved):
-        by_layer = embed_layers(model, texts, list(dict.fromkeys(chosen[model.name].values())), config.pooling,
-                                config.max_tokens, config.n_gpu_layers, config.n_threads, progress=progress,
-                                cache_root=cache_root, store_dtype=config.store_dtype)
+        if config.ray:  # the missing shards go to the cluster; the cache stays here
+            from .ray_extract import embed_texts_ray
+
+            by_layer = {LAST: embed_texts_ray(model, texts, config.pooling, config.max_tokens, config.n_gpu_layers,
+                                              config.n_threads, address=config.ray, progress=progress,
+                                              cache_root=cache_root)}
+        else:
+            by_layer = embed_layers(model, texts, list(dict.fromkeys(chosen[model.name].values())), config.pooling,
+                                    config.max_tokens, config.n_gpu_layers, config.n_threads, progress=progress,
+                                    cache_root=cache_root, store_dtype=config.store_dtype)
         first = next(iter(by_layer.values()))
         for problem in {p for r in by_layer.values() for p in r.problems}:
             log(problem)

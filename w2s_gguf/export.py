@@ -38,7 +38,7 @@ def export_features(model: str, task: str, out: str | Path, options: TaskOptions
                     limit: int | None = None, pooling: str = "last", max_tokens: int = DEFAULT_MAX_TOKENS,
                     n_gpu_layers: int = -1, n_threads: int | None = None, registry: str | None = None,
                     progress: bool = True, shard_docs: int = DEFAULT_SHARD_DOCS, layers: list[str] | None = None,
-                    store_dtype: str = "float32") -> ExportResult:
+                    store_dtype: str = "float32", ray: str | None = None) -> ExportResult:
     """Features of a task's docs (a user's file: in its order) at one layer (docs x dim) or several
     (docs x layers x dim, the layer list in OUT.layers.json)."""
     out = Path(out)
@@ -65,8 +65,17 @@ def export_features(model: str, task: str, out: str | Path, options: TaskOptions
     for spec in specs:
         check_layer_spec(spec)
     chosen = [LAST] if specs == [LAST] else resolve_layers(specs, resolved.n_layer or 0, resolved.name)
-    by_layer = embed_layers(resolved, [d.text for _, d in rows], chosen, pooling, max_tokens, n_gpu_layers, n_threads,
-                            shard_docs=shard_docs, progress=progress, store_dtype=store_dtype)
+    texts = [d.text for _, d in rows]
+    if ray:
+        if chosen != [LAST]:
+            raise SettingError("ray", "works with --layer last only (layer capture on a cluster is not built yet)")
+        from .ray_extract import embed_texts_ray
+
+        by_layer = {LAST: embed_texts_ray(resolved, texts, pooling, max_tokens, n_gpu_layers, n_threads, shard_docs,
+                                          address=ray, progress=progress)}
+    else:
+        by_layer = embed_layers(resolved, texts, chosen, pooling, max_tokens, n_gpu_layers, n_threads,
+                                shard_docs=shard_docs, progress=progress, store_dtype=store_dtype)
     result = by_layer[chosen[0]]
     if len(chosen) == 1:
         atomic_save_npy(out, result.features)
