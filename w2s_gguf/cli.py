@@ -331,6 +331,19 @@ def models_verify(registry: Optional[Path] = REGISTRY):
         raise W2SError(f"{bad} model file(s) do not match their sha256; run `w2s-gguf models pull NAME` to fetch them again")
 
 
+@app.command()
+def doctor(
+    model: str = typer.Option(DEFAULT_WEAK, "--model", help="Model for the GPU-vs-CPU feature check."),
+    no_features: bool = typer.Option(False, "--no-features", help="Skip the GPU-vs-CPU feature check."),
+):
+    """Check this installation: llama.cpp build and devices, an unused GPU, the cache, GPU features vs CPU."""
+    from .doctor import doctor_report, exit_code, format_report
+
+    rows = doctor_report(model, check_features=not no_features)
+    typer.echo(format_report(rows))
+    raise typer.Exit(exit_code(rows))
+
+
 @methods_app.command("list")
 def methods_list():
     """Every weak-to-strong method: name, default form, what it does and its source."""

@@ -151,7 +151,7 @@ def embed_layers(
     else:
         offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
     stores = {layer: EmbeddingStore(StoreSettings(model.sha256, pooling, max_tokens, llama_cpp.__version__, offload,
-                                                  batch_tokens(max_tokens), str(layer), store_dtype), cache_root)
+                                                  batch_tokens(max_tokens, offload), str(layer), store_dtype), cache_root)
               for layer in dict.fromkeys(layers)}
     keys = [text_key(t) for t in texts]
     for store in stores.values():

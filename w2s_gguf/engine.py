@@ -18,15 +18,21 @@ from .modelfile import ResolvedModel
 
 POOLINGS = ("last", "mean")
 DEFAULT_MAX_TOKENS = 512
-# Tokens per llama.cpp batch. Several sequences in one batch share one KV
-# cache, so every token's attention spans the whole batch; 256 ran 5-7%
-# faster than 512 here (2 cores, SmolLM2, short and long docs), and larger
-# batches slower still (SPEC.md section 3). A longer text gets a batch alone.
+# Tokens per llama.cpp batch, per backend. CPU (measured): several sequences
+# in one batch share one KV cache, so every token's attention spans the whole
+# batch; 256 ran 5-7% faster than 512 here (2 cores, SmolLM2, short and long
+# docs), and larger batches slower still (SPEC.md section 3). GPU (NOT
+# measured: no GPU was lent to this project): llama.cpp's own default n_batch,
+# 2048, since a GPU is starved by small batches. A longer text gets a batch alone.
 BATCH_TOKENS = 256
+GPU_BATCH_TOKENS = 2048
 
 
-def batch_tokens(max_tokens: int) -> int:
+def batch_tokens(max_tokens: int, gpu_offload: bool = False) -> int:
+    if gpu_offload:
+        return max(GPU_BATCH_TOKENS, max_tokens)
     return min(BATCH_TOKENS, max_tokens)
+
 
 def llama_cpp_version() -> str:
     import llama_cpp
@@ -51,23 +57,24 @@ class Embedder:
         self.model = model
         self.pooling = pooling
         self.max_tokens = max_tokens
+        self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
+        self.batch_tokens = batch_tokens(max_tokens, self.gpu_offload)
+        context = max(max_tokens, self.batch_tokens)
         try:
             with quiet_llama_logs():
                 # n_ctx = n_batch = n_ubatch: a batch is decoded in one pass, and one text fits in it.
                 self.llm = llama_cpp.Llama(
                     model_path=str(model.path), embedding=True, pooling_type=pooling_type,
-                    n_ctx=max_tokens, n_batch=max_tokens, n_ubatch=max_tokens,
+                    n_ctx=context, n_batch=context, n_ubatch=context,
                     n_gpu_layers=n_gpu_layers, n_threads=n_threads, verbose=False,
                 )
         except (ValueError, RuntimeError, OSError) as exc:
-            raise W2SError(
-                f"llama.cpp could not load {model.path} (architecture {model.architecture!r}: {exc}); "
-                f"the file may be damaged or need a newer llama-cpp-python (have {llama_cpp.__version__})"
-            ) from None
-        self.batch_tokens = batch_tokens(max_tokens)
+            fix = ("try --n-gpu-layers 0 (CPU) or a smaller --max-tokens; `w2s-gguf doctor` checks the GPU setup"
+                   if self.gpu_offload else "the file may be damaged or need a newer llama-cpp-python "
+                   f"(have {llama_cpp.__version__})")
+            raise W2SError(f"llama.cpp could not load {model.path} (architecture {model.architecture!r}: {exc}); {fix}") from None
         self.dim = int(self.llm.n_embd())
         self.n_threads = int(self.llm.context_params.n_threads)
-        self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
 
     def tokenize(self, text: str) -> tuple[list[int], bool]:
         """Tokens of `text` cut to max_tokens from the left, keeping BOS; and whether it was cut."""

@@ -132,7 +132,7 @@ def embed_texts_ray(
         # Workers must run this llama-cpp-python version (checked on every result), so the
         # store folder is the one a local run with the same build and device would use.
         settings = StoreSettings(model.sha256, pooling, max_tokens, llama_cpp.__version__, use_gpus,
-                                 batch_tokens(max_tokens))
+                                 batch_tokens(max_tokens, use_gpus))
         store = EmbeddingStore(settings, cache_root)
         keys = [text_key(t) for t in texts]
         stats = dict(n_computed=0, n_tokens=0, n_truncated=0, seconds=0.0, shards_written=0)

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Prove GPU offload on a real GGML GPU backend without a GPU: llama.cpp's Vulkan
+# backend on Mesa's llvmpipe device (a Vulkan 1.3 implementation that runs on the
+# CPU). Recipe and measured bounds: SPEC.md section 8. Debian/Ubuntu, run as root
+# (it apt-installs the Vulkan tool chain).
+#
+#   scripts/vulkan_check.sh              build once (cached), then check
+#   scripts/vulkan_check.sh --build-only just build the cached wheel
+#
+# Everything it makes lives under $W2S_VK_WORK (default ~/.cache/w2s-gguf-vulkan),
+# never in the repository: unpacked headers, the wheel (about 78 MB; building it
+# takes ~17 min on 2 cores), and a venv that shadows the CPU llama_cpp.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=${W2S_VK_WORK:-${XDG_CACHE_HOME:-$HOME/.cache}/w2s-gguf-vulkan}
+VERSION=${LLAMA_CPP_VERSION:-0.3.36}
+PY=${PYTHON:-python3}
+mkdir -p "$WORK"
+log() { echo "[vulkan_check] $*" >&2; }
+
+# 1. Tool chain. Debian 12's own Vulkan headers (1.3.239) are too old for the
+#    vendored llama.cpp (vk::LayerSettingEXT missing); its libvulkan-dev still
+#    provides the libvulkan.so link the build needs.
+PKGS="glslc glslang-tools spirv-headers mesa-vulkan-drivers libvulkan1 libvulkan-dev"
+if ! dpkg -s $PKGS >/dev/null 2>&1; then
+  log "installing $PKGS"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $PKGS >/dev/null
+fi
+
+# 2. Newer headers: Debian 13's libvulkan-dev, downloaded through a private apt
+#    state (the system's sources are not touched) and unpacked, not installed.
+HEADERS="$WORK/vulkan-headers"
+if [ ! -f "$HEADERS/usr/include/vulkan/vulkan.hpp" ]; then
+  log "fetching Debian 13 Vulkan headers"
+  APT="$WORK/apt"
+  mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$APT/debs"
+  echo "deb http://deb.debian.org/debian trixie main" > "$APT/sources.list"
+  APT_OPTS=(-o Dir::Etc::SourceList="$APT/sources.list" -o Dir::Etc::SourceParts=/dev/null
+            -o Dir::State::Lists="$APT/lists" -o Dir::Cache="$APT/cache" -o APT::Default-Release=trixie -o APT::Sandbox::User=root)
+  apt-get "${APT_OPTS[@]}" update -qq
+  (cd "$APT/debs" && apt-get "${APT_OPTS[@]}" download libvulkan-dev/trixie)
+  rm -rf "$HEADERS" && dpkg -x "$APT"/debs/libvulkan-dev_*.deb "$HEADERS"
+fi
+
+# 3. The wheel, built once with the Vulkan backend.
+WHEELS="$WORK/wheels"
+if ! ls "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl >/dev/null 2>&1; then
+  log "building llama-cpp-python $VERSION with -DGGML_VULKAN=on (about 17 min on 2 cores)"
+  mkdir -p "$WHEELS"
+  CMAKE_ARGS="-DGGML_VULKAN=on -DVulkan_INCLUDE_DIR=$HEADERS/usr/include" \
+    nice -n 19 "$PY" -m pip wheel --no-cache-dir --no-deps --no-binary llama-cpp-python \
+    -w "$WHEELS" "llama-cpp-python==$VERSION"
+fi
+[ "${1:-}" = "--build-only" ] && { log "wheel ready in $WHEELS"; exit 0; }
+
+# 4. A venv that sees the system's packages (numpy, torch, ...) but its own llama_cpp.
+#    --ignore-installed: pip would otherwise take the system's CPU build as already installed.
+VENV="$WORK/venv"
+[ -x "$VENV/bin/python" ] || "$PY" -m venv --system-site-packages "$VENV"
+if ! "$VENV/bin/python" -c 'import llama_cpp, sys; sys.exit(not llama_cpp.__file__.startswith(sys.prefix))' 2>/dev/null; then
+  "$VENV/bin/python" -m pip install -q --no-deps --ignore-installed "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl
+fi
+
+# 5. The check: CPU features from the normal build, then the Vulkan build against them.
+OUT="$WORK/check"
+mkdir -p "$OUT"
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+log "CPU reference features ($("$PY" -c 'import llama_cpp; print(llama_cpp.__file__)'))"
+"$PY" "$REPO/scripts/vulkan_check.py" cpu --out "$OUT"
+log "Vulkan build ($("$VENV/bin/python" -c 'import llama_cpp; print(llama_cpp.__file__)'))"
+GGML_VK_VISIBLE_DEVICES=${GGML_VK_VISIBLE_DEVICES:-0} "$VENV/bin/python" "$REPO/scripts/vulkan_check.py" gpu --out "$OUT"
