@@ -31,16 +31,15 @@ def no_gpu(monkeypatch):
     return monkeypatch
 
 
-def test_choose_batch_tokens_cpu_is_the_measured_256_within_the_context():
-    assert batch_tokens(False, 512) == 256
-    assert batch_tokens(False, 4096) == 256
-    assert batch_tokens(False, 100) == 100  # never more than the context holds
+def test_batch_tokens_cpu_is_the_measured_256_within_the_context():
+    assert batch_tokens(512) == 256 == batch_tokens(512, gpu_offload=False)
+    assert batch_tokens(4096) == 256
+    assert batch_tokens(100) == 100  # never more than the context holds
 
 
-def test_choose_batch_tokens_gpu_starts_from_llama_cpp_defaults():
-    assert batch_tokens(True, 512) == 2048
-    assert batch_tokens(True, 4096) == 4096  # one text always fits its batch
-    assert doctor.GPU_UBATCH_TOKENS == 512
+def test_batch_tokens_gpu_starts_from_llama_cpp_defaults():
+    assert batch_tokens(512, gpu_offload=True) == 2048
+    assert batch_tokens(4096, gpu_offload=True) == 4096  # one text always fits its batch
 
 
 def test_offloaded_layers_reads_llama_cpp_log_line():
