@@ -161,7 +161,7 @@ def test_killed_or_interrupted_driver_resumes_with_only_the_missing_shards(smoll
 
     proc = driver(3, "SIGKILL")
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    [store_dir] = cache.iterdir()
+    [store_dir] = [p for p in cache.iterdir() if p.is_dir()]  # beside it: the per-model extraction lock
     assert manifests(store_dir) == manifests(local.store_dir)[:3]  # exactly the plan's first 3 shards, nothing partial
 
     proc = driver(2, "SIGINT")  # Ctrl-C after 2 more shards: they stay, and the message says how to resume

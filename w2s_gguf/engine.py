@@ -8,6 +8,7 @@ vector of each sequence.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
@@ -34,6 +35,16 @@ def batch_tokens(max_tokens: int, gpu_offload: bool = False) -> int:
     return min(BATCH_TOKENS, max_tokens)
 
 
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """A warning printed once per process, however many models are loaded."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"[w2s-gguf] warning: {message}", file=sys.stderr, flush=True)
+
+
 def llama_cpp_version() -> str:
     import llama_cpp
 
@@ -58,6 +69,9 @@ class Embedder:
         self.pooling = pooling
         self.max_tokens = max_tokens
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
+        if n_gpu_layers > 0 and not llama_cpp.llama_supports_gpu_offload():
+            warn_once("this llama-cpp-python build has no GPU backend, so --n-gpu-layers has no effect and "
+                      "everything runs on the CPU; `w2s-gguf doctor` says how to install a GPU build")
         self.batch_tokens = batch_tokens(max_tokens, self.gpu_offload)
         context = max(max_tokens, self.batch_tokens)
         try:
