@@ -110,6 +110,18 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
+def check_settings(epochs, lr, batch_size, C) -> None:
+    """A head's training settings, checked once (LinearProbe and the stacked trainer's jobs)."""
+    if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
+        raise W2SError(f"epochs must be a positive integer, got {epochs!r}")
+    if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
+        raise W2SError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not lr > 0:
+        raise W2SError(f"lr must be positive, got {lr!r}")
+    if C is not None and not C > 0:
+        raise W2SError(f"C must be positive (or None for no penalty), got {C!r}")
+
+
 class LinearProbe:
     """Zero-initialised Linear(d, 2) head on standardised frozen features.
 
@@ -141,14 +153,7 @@ class LinearProbe:
         seed: int = 0,
         loss_options: dict | None = None,
     ):
-        if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
-            raise W2SError(f"epochs must be a positive integer, got {epochs!r}")
-        if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
-            raise W2SError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if not lr > 0:
-            raise W2SError(f"lr must be positive, got {lr!r}")
-        if C is not None and not C > 0:
-            raise W2SError(f"C must be positive (or None for no penalty), got {C!r}")
+        check_settings(epochs, lr, batch_size, C)
         self.loss = loss
         self.epochs = epochs
         self.lr = lr

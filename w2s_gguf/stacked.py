@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from .errors import W2SError
-from .heads import _as_features, _as_targets, _one_thread
+from .heads import _as_features, _as_targets, _one_thread, check_settings
 from .losses import Loss, make_loss
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
@@ -95,17 +95,6 @@ class TrainedHead:
             logits = torch.nn.functional.linear(torch.from_numpy(self.standardized(X)),
                                                 torch.from_numpy(self.weight), torch.from_numpy(self.bias))
             return torch.softmax(logits, dim=1).numpy()
-
-
-def check_settings(epochs, lr, batch_size, C) -> None:
-    if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
-        raise W2SError(f"epochs must be a positive integer, got {epochs!r}")
-    if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
-        raise W2SError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not lr > 0:
-        raise W2SError(f"lr must be positive, got {lr!r}")
-    if C is not None and not C > 0:
-        raise W2SError(f"C must be positive (or None for no penalty), got {C!r}")
 
 
 def _standardize(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
