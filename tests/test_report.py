@@ -246,8 +246,10 @@ def test_summary_table_fits_100_columns_and_shows_null_reasons():
     table = summary_table(typed(sweep_results()))
     assert max(len(line) for line in table.splitlines()) <= 100
     flat = " ".join(table.split())  # long reasons wrap onto a second line
-    assert f"n/a ({SELF_REASON})" in flat
-    assert "n/a (no seed has a usable gap (gap +0.00" in flat and "< min_gap 0.01))" in flat
+    # A reason every method shares is said once under the pair's heading.
+    assert f"no PGR for any method: {SELF_REASON}" in flat
+    assert "no PGR for any method: no seed has a usable gap (gap +0.00" in flat and "< min_gap 0.01)" in flat
+    assert flat.count("n/a (above)") == 6  # two pairs x three methods
     table.encode("ascii")  # printable on any terminal
 
 

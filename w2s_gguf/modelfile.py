@@ -110,12 +110,12 @@ def checked_architecture(path: Path) -> tuple[str, int | None, int | None]:
 
     path = path.resolve()
     key = f"{_file_key(path)}|{llama_cpp.__version__}"
-    known = _index_get("file-checks.json", key)
+    known = _index_get("model-checks.json", key)
     if not isinstance(known, dict) or "n_embd" not in known:  # never checked, or by an older version
         architecture, n_layer, n_embd = read_gguf_header(path)
         check_loadable(path, architecture)
         known = {"architecture": architecture, "n_layer": n_layer, "n_embd": n_embd}
-        _index_put("file-checks.json", key, known, path)
+        _index_put("model-checks.json", key, known, path)
     return known["architecture"], known["n_layer"], known["n_embd"]
 
 

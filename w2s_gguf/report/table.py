@@ -9,10 +9,10 @@ from .format import DASH, ci_text, f3, methods_of, pair_label, pgr_text
 
 
 def diff_text(d: Difference | None) -> str:
-    """'+0.012 [-0.008, +0.031]', with a '*' where the interval excludes the threshold."""
+    """'+0.012 [-0.008,+0.031]', with a '*' where the interval excludes 0 (better or worse)."""
     if d is None:
         return DASH
-    return f"{d.diff:+.3f} [{d.ci[0]:+.3f},{d.ci[1]:+.3f}]{'*' if d.distinguishable else ''}"
+    return f"{d.diff:+.3f} [{d.ci[0]:+.3f},{d.ci[1]:+.3f}]{'*' if d.ci[0] > 0 or d.ci[1] < 0 else ''}"
 
 
 def summary_table(results: Results) -> str:
@@ -33,6 +33,12 @@ def summary_table(results: Results) -> str:
                   f"  {'method':<{width}} {'transfer':>8} {'AUROC':>6} {'agree':>6} {'misfit':>6} {'vs xent':<23} "
                   f"{'sklearn':>7}  PGR median [95% CI]"]
         sk = pair.sklearn_summary or {}
+        # One reason shared by every method (a gap that cannot be told from zero, a self pair): say it once.
+        reasons = {pair.summary[m].pgr_reason for m in methods if pair.summary[m].pgr_median is None}
+        shared = reasons.pop() if len(reasons) == 1 and all(pair.summary[m].pgr_median is None for m in methods) else None
+        if shared and len(methods) > 1:
+            lines += textwrap.wrap(f"no PGR for any method: {shared}", width=100, initial_indent="  ",
+                                   subsequent_indent="    ")
         for method in methods:
             s = pair.summary[method]
             # The sklearn column is an independent probe of xent; only its median, to stay narrow.
@@ -41,5 +47,6 @@ def summary_table(results: Results) -> str:
             row = (f"  {method:<{width}} {f3(s.transfer_acc_mean):>8} {f3(s.auroc_mean):>6} {f3(s.agreement_mean):>6} "
                    f"{f3(s.misfit_train_mean):>6} {diff_text(s.vs_xent):<23} {sk_pgr:>7}  ")
             # Long reasons wrap under the PGR column so the table stays within 100 columns.
-            lines += textwrap.wrap(row + pgr_text(s), width=100, subsequent_indent=" " * len(row))
+            text = "n/a (above)" if shared and len(methods) > 1 else pgr_text(s)
+            lines += textwrap.wrap(row + text, width=100, subsequent_indent=" " * len(row))
     return "\n".join(lines)
