@@ -230,3 +230,13 @@ def test_a_layer_sweep_writes_per_layer_results_and_the_layers_plot(smollm2, gem
     assert results.models["gemma3-270m"].layers == {"0.5": "8", "last": "last"}
     assert {p.layer for p in results.pairs} == {"0.5", "last"}
     assert (tmp_path / "layers.png").stat().st_size > 10_000
+
+
+def test_all_for_models_of_different_depth_is_one_fraction_per_block_of_the_shallowest():
+    from w2s_gguf.layers import expand_all
+
+    specs = expand_all(["all"], [30, 18])
+    assert len(specs) == 19 and specs[-2:] == ["1.0", LAST] and specs[0] == "0.05556"
+    # Every fraction names one block in each model, the shallowest model's blocks exactly once each.
+    assert [resolve_layers([s], 18, "gemma")[0] for s in specs[:-1]] == list(range(18))
+    assert resolve_layers(["1.0"], 30, "smollm2") == [29] and resolve_layers(["1"], 30, "smollm2") == [1]

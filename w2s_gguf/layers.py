@@ -106,9 +106,15 @@ def expand_all(specs: list[str], n_layers: list[int]) -> list[str]:
     shallowest = min(n_layers)
     out: list[str] = []
     for spec in specs:
-        extra = [f"{k / shallowest:.4g}" for k in range(1, shallowest + 1)] + [LAST] if spec == "all" else [spec]
+        extra = [_fraction(k / shallowest) for k in range(1, shallowest + 1)] + [LAST] if spec == "all" else [spec]
         out += [e for e in extra if e not in out]
     return out
+
+
+def _fraction(f: float) -> str:
+    """A relative depth as a spec that reads as a fraction: "1" would mean block 1, so 1.0 is "1.0"."""
+    text = f"{f:.4g}"
+    return text if "." in text else f"{text}.0"
 
 
 def layer_label(layer: Layer) -> str:
