@@ -195,9 +195,9 @@ def test_load_task_balance_and_too_few_docs(tmp_path):
     assert balanced.positive_rate_train == 0.5 and balanced.positive_rate_test == 0.5 and balanced.balanced
     odd = load_task("custom", 61, 20, options, balance=True)
     assert sum(d.label for d in odd.train) == 30
-    with pytest.raises(W2SError, match="after --balance but 200 were asked; lower --n-train"):
+    with pytest.raises(W2SError, match="n_train is 200 but task 'custom' has .* train docs after balancing; lower it"):
         load_task("custom", 200, 20, options, balance=True)
-    with pytest.raises(W2SError, match="lower --n-test"):
+    with pytest.raises(W2SError, match="n_test is 5000 with n_train 10, but task 'custom' has 400 docs in all"):
         load_task("custom", 10, 5000, options)
     with pytest.raises(W2SError, match="must be positive"):
         load_task("custom", 0, 10, options)
@@ -208,7 +208,7 @@ def test_load_task_refuses_one_class_choices(tmp_path):
     options = TaskOptions(data=str(write_jsonl(tmp_path / "d.jsonl", rows)))
     with pytest.raises(W2SError, match="chosen test docs are all one class"):
         load_task("custom", 10, 5, options)
-    with pytest.raises(W2SError, match="test split has only one class"):
+    with pytest.raises(W2SError, match="test split of task 'custom' has only one class"):
         load_task("custom", 10, 5, options, balance=True)
 
 

@@ -128,7 +128,7 @@ def test_local_file_problems(tmp_path):
     with pytest.raises(W2SError, match="empty"):
         (tmp_path / "e.jsonl").write_text("")
         load("anthropic_hh", tmp_path / "e.jsonl")
-    with pytest.raises(W2SError, match="cannot read"):
+    with pytest.raises(W2SError, match="line 1 is not valid JSON"):
         (tmp_path / "broken.jsonl").write_text("{not json\n")
         load("anthropic_hh", tmp_path / "broken.jsonl")
 

@@ -171,22 +171,25 @@ def _choose(docs: list[Doc], n: int, balance: bool, rng: np.random.Generator, sp
     return [pick[i] for i in rng.permutation(n)]
 
 
-def carve_test(docs: list[Doc], n_test: int) -> tuple[list[Doc], list[Doc]]:
+def carve_test(docs: list[Doc], n_test: int, balance: bool = False) -> tuple[list[Doc], list[Doc]]:
     """Train and test pools from docs without a split of their own: whole groups go to test in
     the order of their split hash (the same order the 75/25 hash split uses) until test holds
-    at least `n_test` docs; everything else is train."""
+    at least `n_test` docs (with `balance`, at least n_test//2 of each label); the rest is train."""
     from ._common import split_unit
 
     by_group: dict[str, list[Doc]] = {}
     for doc in docs:
         by_group.setdefault(doc.group, []).append(doc)
+    need = {0: n_test - n_test // 2, 1: n_test // 2} if balance else None
     test_groups: set[str] = set()
-    count = 0
+    count, labels = 0, {0: 0, 1: 0}
     for group in sorted(by_group, key=lambda g: (split_unit(g), g)):
-        if count >= n_test:
+        if (count >= n_test) if need is None else all(labels[k] >= need[k] for k in need):
             break
         test_groups.add(group)
         count += len(by_group[group])
+        for doc in by_group[group]:
+            labels[doc.label] += 1
     return [d for d in docs if d.group not in test_groups], [d for d in docs if d.group in test_groups]
 
 
@@ -209,7 +212,11 @@ def load_task(
     loaded = task.load(options or TaskOptions())
     pools = (loaded.train, loaded.test)
     if loaded.hash_split and len(loaded.test) != n_test:
-        pools = carve_test(loaded.train + loaded.test, n_test)
+        total = len(loaded.train) + len(loaded.test)
+        if n_train + n_test > total:
+            raise SettingError("n_test", f"is {n_test} with n_train {n_train}, but task {name!r} has {total} docs in all "
+                                         f"(no split of its own); lower them to at most {total} together")
+        pools = carve_test(loaded.train + loaded.test, n_test, balance)
     rng = np.random.default_rng(data_seed)
     train = _choose(pools[0], n_train, balance, rng, "train", name)
     test = _choose(pools[1], n_test, balance, rng, "test", name)
