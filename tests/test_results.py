@@ -61,3 +61,13 @@ def test_a_wrong_type_is_one_line_naming_the_place(tmp_path):
 def test_to_json_orders_the_file_top_down():
     results = load_results(FIXTURES / "results_v2")
     assert list(to_json(results))[:5] == ["schema_version", "kind", "created", "command", "settings"]
+
+
+def test_written_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
+    import os
+    import stat
+
+    path = write_results(tmp_path, load_results(FIXTURES / "results_v2"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

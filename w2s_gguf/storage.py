@@ -22,6 +22,8 @@ import numpy as np
 from .errors import W2SError
 
 HOME_ENV = "W2S_GGUF_HOME"
+_UMASK = os.umask(0o022)  # read once (os.umask can only be read by setting it)
+os.umask(_UMASK)
 
 
 def cache_home() -> Path:
@@ -58,6 +60,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would (0666 & ~umask).
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
