@@ -10,11 +10,9 @@ def accuracy(labels: np.ndarray, proba: np.ndarray) -> float:
 
 
 def auroc(labels: np.ndarray, proba: np.ndarray) -> float | None:
-    from sklearn.metrics import roc_auc_score
-
-    if len(np.unique(labels)) < 2:
-        return None
-    return float(roc_auc_score(labels, proba[:, 1]))
+    """AUROC of P(label 1); the rank formula below, not sklearn's (same value within 1e-15), whose
+    import alone took 2 s of a 6 s warm run."""
+    return rank_auroc(labels, proba[:, 1])
 
 
 def rank_auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
