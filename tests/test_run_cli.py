@@ -82,3 +82,12 @@ def test_reproduce_reruns_the_recipe_and_matches_exactly(first_run, test_home, t
     assert rerun.pairs == load_results(out).pairs
     assert all(m.n_computed > 0 for m in rerun.models.values())  # features were recomputed, not read from the cache
     assert not (tmp_path / "again" / ".reproduce-cache").exists()
+
+
+def test_no_sklearn_check_skips_only_the_independent_probe(first_run, test_home, tmp_path):
+    out, _ = first_run
+    proc = w2s("run", *RUN, "--no-sklearn-check", "--out", str(tmp_path), home=test_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fast, full = load_results(tmp_path), load_results(out)
+    assert fast.pairs[0].sklearn_summary is None and full.pairs[0].sklearn_summary is not None
+    assert fast.pairs[0].summary == {k: v for k, v in full.pairs[0].summary.items()}  # the torch heads are untouched
