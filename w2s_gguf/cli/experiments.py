@@ -32,7 +32,7 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder (default w2s-results/TASK-WEAK-STRONG)."),
     no_progress: bool = NO_PROGRESS,
 ):
-    """Weak ceiling, strong ceiling and weak-to-strong transfer for one pair; prints PGR per loss."""
+    """Weak ceiling, strong ceiling and weak-to-strong transfer for one pair; prints PGR per method."""
     from ..experiment import run_experiment
 
     task_name = default_task_name(task, data)
