@@ -97,8 +97,9 @@ def _pgr_note(results: Results) -> str:
         "teacher on the test docs (high agreement with low PGR = the student imitated its teacher's errors).",
         "- The gap's interval decides: a PGR is shown only when the paired 95% interval of strong minus weak "
         "accuracy lies above min_gap; otherwise the ratio would divide noise by noise.",
-        "- misfit B is how often the student disagrees with the weak labels it was trained on (argmax, on half B); "
-        "Charikar et al. (2024) show the gain over the teacher is at least about the misfit (misfit.png).",
+        "- misfit B is how often the student disagrees with the weak labels it was trained on (argmax, on half B). "
+        "In Charikar et al.'s (2024) analysis the gain over the teacher is at least about the misfit; misfit.png "
+        "(gain against misfit per seed, with the line gain = misfit) shows whether that holds here.",
     ])
 
 
