@@ -56,19 +56,20 @@ MIN_RATING = typer.Option(None, "--min-rating", help="chess: lowest puzzle ratin
 MAX_RATING = typer.Option(None, "--max-rating", help="chess: highest puzzle rating.")
 THEMES = typer.Option(None, "--themes", help="chess: keep puzzles with any of these comma-separated themes.")
 CEILING_HALF = typer.Option("A", "--ceiling-half", help="Train the strong ceiling on half A (OAI sweep) or B.")
-MIN_GAP = typer.Option(0.01, "--min-gap", help="PGR is reported as null when strong - weak accuracy is below this.")
+MIN_GAP = typer.Option(0.01, "--min-gap", help="A PGR is reported only when the 95% interval of strong - weak "
+                       "accuracy lies above this.")
 SCHEDULE = typer.Option("linear", "--logconf-schedule", help="linear (paper) or openai (OAI code) warm-up.")
 REGISTRY = typer.Option(None, "--registry", help="Extra models.toml with your own entries.")
 METHODS = typer.Option(None, "--methods", help="Comma-separated weak-to-strong methods, or all (see `methods list`); "
                        "overrides --losses.")
 STORE_DTYPE = typer.Option("float32", "--store-dtype", help="Cache features as float32 or float16 (half the disk).")
 RAY = typer.Option(None, "--ray", help="Extract on a Ray cluster: auto, HOST:PORT or ray://HOST:10001 "
-                   "(pip install 'w2s-gguf[ray]'); the cache stays here.")
+                   r"(pip install 'w2s-gguf\[ray]'); the cache stays here.")
 LAYER_HELP = ("last (final norm, default), middle, all, a block number N (0-based, negative from the end) or a "
               "fraction of depth like 0.5; comma-separated for several")
 NO_PROGRESS = typer.Option(False, "--no-progress", help="Hide progress bars.")
 SKLEARN = typer.Option(True, "--sklearn-check/--no-sklearn-check", help="Repeat the xent runs with scikit-learn's "
-                       "LogisticRegression as an independent check (about 2.5 s of a warm run).")
+                       "LogisticRegression as an independent check (about 4 s of a warm run).")
 
 
 def build_config(models, task, data, n_train, n_test, seeds, losses, pooling, max_tokens, n_gpu_layers, threads,
