@@ -122,6 +122,3 @@ class EmbeddingStore:
             out[i] = self._shards[shard][row]
         return out
 
-    def count_shards(self) -> int:
-        return len(self._shards)
-

@@ -45,12 +45,6 @@ def warn_once(message: str) -> None:
         print(f"[w2s-gguf] warning: {message}", file=sys.stderr, flush=True)
 
 
-def llama_cpp_version() -> str:
-    import llama_cpp
-
-    return llama_cpp.__version__
-
-
 class Embedder:
     """One loaded GGUF model in embedding mode (one load per model per run)."""
 

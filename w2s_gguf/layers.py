@@ -121,11 +121,15 @@ def layer_label(layer: Layer) -> str:
     return "last (final norm)" if layer == LAST else f"block {layer}"
 
 
+def relative_depth(layer: Layer, n_layer: int) -> float:
+    """Block N of L sits at (N+1)/L; LAST (the final norm) at 1.0."""
+    return 1.0 if layer == LAST else (int(layer) + 1) / n_layer
+
+
 def layer_depths(layers: Iterable[Layer], n_layer: int) -> list[dict]:
-    """Relative depth of each layer for plots: block N -> (N+1)/L; LAST -> 1.0, marked as the final norm."""
-    return [{"layer": layer, "label": layer_label(layer),
-             "depth": 1.0 if layer == LAST else (int(layer) + 1) / n_layer, "final_norm": layer == LAST}
-            for layer in layers]
+    """Relative depth of each layer for plots, LAST marked as the final norm."""
+    return [{"layer": layer, "label": layer_label(layer), "depth": relative_depth(layer, n_layer),
+             "final_norm": layer == LAST} for layer in layers]
 
 
 # ---------------------------------------------------------------- ggml access

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import W2SError
+from ..layers import parse_layers
 
 DEFAULT_WEAK = "smollm2-135m"
 DEFAULT_STRONG = "gemma3-270m"
@@ -80,7 +81,7 @@ def build_config(models, task, data, n_train, n_test, seeds, losses, pooling, ma
     return ExperimentConfig(
         models=models, task=task, n_train=n_train, n_test=n_test, seeds=seeds,
         methods=split_list(methods, "--methods") if methods else split_list(losses, "--losses"),
-        layers=split_list(layers.lower(), "--layer"), store_dtype=store_dtype, ray=ray, pooling=pooling,
+        layers=parse_layers(layers), store_dtype=store_dtype, ray=ray, pooling=pooling,
         max_tokens=max_tokens,
         n_gpu_layers=n_gpu_layers, n_threads=threads, ceiling_half=ceiling_half.upper(), min_gap=min_gap,
         balance=balance, task_options=task_options(data, min_rating, max_rating, themes),

@@ -9,10 +9,10 @@ from typing import Optional
 import typer
 
 from ..errors import W2SError
+from ..layers import parse_layers
 from . import app, methods_app, models_app, tasks_app
 from .options import (DATA, DEFAULT_TASK, DEFAULT_WEAK, GPU_LAYERS, LAYER_HELP, MAX_RATING, MAX_TOKENS, MIN_RATING,
-                      NO_PROGRESS, POOLING, RAY, REGISTRY, STORE_DTYPE, THEMES, THREADS, log, split_list,
-                      default_task_name, task_options)
+                      NO_PROGRESS, POOLING, RAY, REGISTRY, STORE_DTYPE, THEMES, THREADS, log, default_task_name, task_options)
 
 
 @app.command()
@@ -41,7 +41,7 @@ def embed(
     result = export_features(model, default_task_name(task, data), out, task_options(data, min_rating, max_rating, themes),
                              split, limit, pooling, max_tokens, n_gpu_layers, threads,
                              str(registry) if registry else None, progress=not no_progress, shard_docs=shard_docs,
-                             layers=split_list(layer.lower(), "--layer"), store_dtype=store_dtype, ray=ray)
+                             layers=parse_layers(layer), store_dtype=store_dtype, ray=ray)
     emb = result.embedding
     for problem in emb.problems:
         log(problem)
@@ -77,7 +77,7 @@ def bench(
             + "\n(wall time of a second run whose features are cached, imports included)")
         return
     result = run_bench(model, task, n_docs, max_tokens, n_gpu_layers, threads, str(registry) if registry else None,
-                       split_list(layers.lower(), "--layers") if layers else None, pooling)
+                       parse_layers(layers) if layers else None, pooling)
     typer.echo(json.dumps(result, indent=2) if as_json else format_bench(result))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 
+from ..layers import relative_depth
 from ..results import PairResult, Results, Summary
 from .format import methods_of, pair_label
 
@@ -231,7 +232,7 @@ def layer_depth(results: Results, model: str, layer: str) -> float | None:
     block = info.layers.get(layer) if info else None
     if block is None or info.n_layer is None:
         return None
-    return 1.0 if block == "last" else (int(block) + 1) / info.n_layer
+    return relative_depth(block, info.n_layer)
 
 
 def layers_figure(results: Results):
