@@ -8,7 +8,9 @@ n_gpu_layers=-1 puts every layer on the Vulkan device (llama.cpp's "offloaded
 N/N layers" log line, and the weights in the device's buffers: the line alone
 is printed even when the weights stay on the host), that the features match
 the CPU build's (fail below cosine 0.995, warn below SPEC.md's 0.998, next to
-the CPU build's own batched-vs-single-text cosine), that w2s_gguf.doctor passes
+the CPU build's own batched-vs-single-text cosine), that layer capture
+(w2s_gguf.layers, every block of SmolLM2, last and mean pooling) reads the
+device's tensors and matches the CPU build block by block, that w2s_gguf.doctor passes
 on a real GPU backend, and that a device allocation failure ends as one
 W2SError line, not a crash. It prints one JSON summary and exits 1 on a failed check.
 """
@@ -55,6 +57,24 @@ def texts() -> list[str]:
     return [d.text for d in data.train + data.test]
 
 
+LAYER_MODEL = "smollm2-135m"
+
+
+def capture_all_layers(model, docs: list[str], n_gpu_layers: int, out: Path) -> dict:
+    """Every block plus last, both poolings, through the project's pipeline: pooling -> (docs, layers, dim)."""
+    from w2s_gguf.embeddings import embed_layers
+    from w2s_gguf.layers import resolve_layers
+
+    layers = resolve_layers(["all"], model.n_layer, model.name)
+    captured = {}
+    for pooling in ("last", "mean"):
+        with tempfile.TemporaryDirectory(dir=out) as store:
+            res = embed_layers(model, docs, layers, pooling, n_gpu_layers=n_gpu_layers, cache_root=Path(store),
+                               progress=False)
+        captured[pooling] = np.stack([res[layer].features for layer in layers], axis=1)
+    return captured
+
+
 def cpu_step(out: Path) -> dict:
     """The CPU build's features, and how far the CPU build itself moves them with batch composition."""
     import llama_cpp
@@ -75,6 +95,8 @@ def cpu_step(out: Path) -> dict:
         cos = doctor.cosines(res.features, single)
         summary[name] = {"tokens": res.n_tokens, "tok_per_s": round(res.n_tokens / res.seconds, 1),
                          "batched_vs_single_cosine_min": round(float(cos.min()), 5)}
+    for pooling, x in capture_all_layers(resolve_model(LAYER_MODEL), docs, 0, out).items():
+        np.save(out / f"cpu-layers-{pooling}-{LAYER_MODEL}.npy", x)
     (out / "cpu.json").write_text(json.dumps(summary))
     return {"llama_cpp": llama_cpp.__file__, "models": summary}
 
@@ -120,6 +142,19 @@ def gpu_step(out: Path) -> dict:
             warnings.append(f"{name}: cosine {row['cosine_min']} < SPEC's {SPEC_COSINE} (measured on SmolLM2); "
                             f"the CPU build itself moves these features to {row['cpu_batched_vs_single_cosine_min']} "
                             f"between batched and one-text batches")
+
+    # Layer capture on the device: ggml_backend_tensor_get copies each block's output out of the device buffer.
+    report["layer_capture"] = {}
+    for pooling, x in capture_all_layers(resolve_model(LAYER_MODEL), docs, -1, out).items():
+        cpu = np.load(out / f"cpu-layers-{pooling}-{LAYER_MODEL}.npy")
+        per_layer = [float(doctor.cosines(cpu[:, k], x[:, k]).min()) for k in range(x.shape[1])]
+        worst = int(np.argmin(per_layer))
+        worst_name = f"block {worst}" if worst < x.shape[1] - 1 else "last"
+        report["layer_capture"][pooling] = {"model": LAYER_MODEL, "layers": x.shape[1], "docs": len(docs),
+                                            "cosine_min": round(per_layer[worst], 5), "worst_layer": worst_name,
+                                            "cosine_median": round(float(np.median(per_layer)), 5)}
+        if per_layer[worst] < MIN_COSINE:
+            failed.append(f"layer capture ({pooling}): {worst_name} cosine {per_layer[worst]:.5f} < {MIN_COSINE}")
 
     rows = doctor.doctor_report(model=MODELS[0])
     print(doctor.format_report(rows), file=sys.stderr)

@@ -86,7 +86,7 @@ def config(data_file, models, **kw):
     from w2s_gguf.tasks import TaskOptions
 
     return ExperimentConfig(models=models, task="custom", task_options=TaskOptions(data=str(data_file)),
-                            n_train=400, n_test=200, seeds=3, n_bootstrap=200, **kw)
+                            n_train=400, n_test=200, seeds=3, n_bootstrap=200, **{"sklearn_baseline": True, **kw})
 
 
 def test_protocol_on_synthetic_features(monkeypatch, data_file, tmp_path):

@@ -242,6 +242,23 @@ def test_summary_table_contains_the_numbers():
     assert "smollm2-135m -> gemma3-270m" in table
 
 
+def test_sklearn_columns_appear_only_when_the_check_ran():
+    results = run_results()
+    checked = typed(results)
+    for pair in results["pairs"]:
+        pair["sklearn_summary"] = None
+        for seed in pair["per_seed"]:
+            seed.pop("sklearn")
+    for gt in results["ground_truth"].values():
+        gt.pop("sklearn")
+    unchecked = typed(results)
+    assert "sklearn" in summary_table(checked) and "sklearn" not in summary_table(unchecked)
+    with_check, without = report.report_markdown(checked), report.report_markdown(unchecked)
+    assert "sklearn PGR" in with_check and "sklearn check:" in with_check and "sklearn acc mean" in with_check
+    assert "sklearn PGR" not in without and "sklearn check:" not in without and "sklearn acc mean" not in without
+    assert "add --sklearn-check" in without
+
+
 def test_summary_table_fits_100_columns_and_shows_null_reasons():
     table = summary_table(typed(sweep_results()))
     assert max(len(line) for line in table.splitlines()) <= 100

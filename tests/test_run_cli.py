@@ -24,7 +24,7 @@ def w2s(*args: str, home) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def first_run(smollm2, gemma3, test_home, tmp_path_factory):
     out = tmp_path_factory.mktemp("run1")
-    proc = w2s("run", *RUN, "--out", str(out), home=test_home)
+    proc = w2s("run", *RUN, "--sklearn-check", "--out", str(out), home=test_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
 
@@ -56,7 +56,7 @@ def test_run_prints_pgr_and_writes_results(first_run):
 
 def test_second_run_reads_the_cache_without_loading_a_model(first_run, test_home, tmp_path):
     out, _ = first_run
-    proc = w2s("run", *RUN, "--out", str(tmp_path), home=test_home)
+    proc = w2s("run", *RUN, "--sklearn-check", "--out", str(tmp_path), home=test_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     again = load_results(tmp_path)
     assert not any(m.model_loaded for m in again.models.values())
@@ -84,9 +84,9 @@ def test_reproduce_reruns_the_recipe_and_matches_exactly(first_run, test_home, t
     assert not (tmp_path / "again" / ".reproduce-cache").exists()
 
 
-def test_no_sklearn_check_skips_only_the_independent_probe(first_run, test_home, tmp_path):
+def test_the_sklearn_check_is_opt_in_and_touches_only_its_own_numbers(first_run, test_home, tmp_path):
     out, _ = first_run
-    proc = w2s("run", *RUN, "--no-sklearn-check", "--out", str(tmp_path), home=test_home)
+    proc = w2s("run", *RUN, "--out", str(tmp_path), home=test_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     fast, full = load_results(tmp_path), load_results(out)
     assert fast.pairs[0].sklearn_summary is None and full.pairs[0].sklearn_summary is not None

@@ -39,7 +39,7 @@ class ExperimentConfig:
     data_seed: int = 0
     n_bootstrap: int = 1000
     self_pairs: bool = False  # also train strong-on-own-labels (W = S) runs, as OAI's sweep does
-    sklearn_baseline: bool = True
+    sklearn_baseline: bool = False  # the independent scikit-learn check (opt-in: it doubles a warm run)
     registry: str | None = None
     weak_models: int | None = None  # run: the first k models are weak (teachers), the rest strong; sweep: None
     layers: list[str] = field(default_factory=lambda: ["last"])  # last, middle, all, block N, fraction of depth

@@ -45,7 +45,7 @@ class ProtocolSettings:
     logconf_schedule: str = "linear"  # "openai" turns a plain `logconf` into `logconf-openai`
     n_bootstrap: int = 1000
     self_pairs: bool = False  # also train strong-on-own-labels (W = S) runs, as OAI's sweep does
-    sklearn_baseline: bool = True
+    sklearn_baseline: bool = False  # repeat the xent runs with scikit-learn, an independent check
     weak_models: int | None = None  # the first k models are weak, the rest strong; None: every earlier model is weak
 
     def validate(self, n_models: int | None = None) -> None:

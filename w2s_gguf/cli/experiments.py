@@ -33,18 +33,22 @@ def run(
     no_progress: bool = NO_PROGRESS,
 ):
     """Weak ceiling, strong ceiling and weak-to-strong transfer for one pair; prints PGR per method."""
-    from ..experiment import run_experiment
+    from ..report.background import ReportWriter
 
-    task_name = default_task_name(task, data)
-    weaks = split_list(weak, "--weak")
-    config = build_config([*weaks, strong], task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
-                     n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
-                     logconf_schedule, registry, methods=methods, layers=layer, store_dtype=store_dtype, ray=ray,
-                     sklearn_check=sklearn_check)
-    config.weak_models = len(weaks)
-    out = out_dir(out, task_name, "+".join(Path(w).stem for w in weaks), "to", Path(strong).stem)
-    results = run_experiment(config, out, progress=not no_progress, command=_command_line(), log=log)
-    finish(results, out)
+    # First: the helper imports matplotlib on the other core while this process imports torch and trains.
+    with ReportWriter() as reports:
+        from ..experiment import run_experiment
+
+        task_name = default_task_name(task, data)
+        weaks = split_list(weak, "--weak")
+        config = build_config([*weaks, strong], task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
+                              n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
+                              logconf_schedule, registry, methods=methods, layers=layer, store_dtype=store_dtype,
+                              ray=ray, sklearn_check=sklearn_check)
+        config.weak_models = len(weaks)
+        out = out_dir(out, task_name, "+".join(Path(w).stem for w in weaks), "to", Path(strong).stem)
+        results = run_experiment(config, out, progress=not no_progress, command=_command_line(), log=log)
+        finish(results, out, reports)
 
 
 @app.command()
@@ -65,20 +69,23 @@ def sweep(
     no_progress: bool = NO_PROGRESS,
 ):
     """Every model's ceiling and every weak -> strong pair (in the given order), per task."""
-    from ..experiment import run_experiment
+    from ..report.background import ReportWriter
 
-    model_list = split_list(models, "--models")
-    tasks = split_list(task, "--task")
-    root = out_dir(out, "sweep", *[Path(m).stem for m in model_list])
-    for task_name in tasks:
-        config = build_config(model_list, task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
-                         n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
-                         logconf_schedule, registry, self_pairs, methods=methods, layers=layers, store_dtype=store_dtype,
-                         ray=ray, sklearn_check=sklearn_check)
-        folder = root / task_name if len(tasks) > 1 or out is None else root
-        results = run_experiment(config, folder, progress=not no_progress, command=_command_line(), log=log)
-        typer.echo(f"\n== {task_name} ==")
-        finish(results, folder)
+    with ReportWriter() as reports:  # see run
+        from ..experiment import run_experiment
+
+        model_list = split_list(models, "--models")
+        tasks = split_list(task, "--task")
+        root = out_dir(out, "sweep", *[Path(m).stem for m in model_list])
+        for task_name in tasks:
+            config = build_config(model_list, task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
+                                  n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
+                                  logconf_schedule, registry, self_pairs, methods=methods, layers=layers,
+                                  store_dtype=store_dtype, ray=ray, sklearn_check=sklearn_check)
+            folder = root / task_name if len(tasks) > 1 or out is None else root
+            results = run_experiment(config, folder, progress=not no_progress, command=_command_line(), log=log)
+            typer.echo(f"\n== {task_name} ==")
+            finish(results, folder, reports)
 
 
 @app.command()

@@ -63,18 +63,14 @@ def bench(
                                          "same forward pass against plain extraction."),
     pooling: str = POOLING,
     warm_run: bool = typer.Option(False, "--warm-run", help="Instead: wall time of a warm default `run` "
-                                  "(imports included), with its 3 losses and with --methods all."),
+                                  "(imports included), three times each: as is, with --sklearn-check, with --methods all."),
 ):
     """Extraction throughput against llama.cpp's own single-sequence throughput, head training time, peak memory."""
-    from ..bench import format_bench, run_bench, warm_run_seconds
+    from ..bench import format_bench, format_warm_runs, run_bench, warm_runs
 
     if warm_run:
-        result = {"warm_default_run_seconds": round(warm_run_seconds(), 2),
-                  "warm_default_run_no_sklearn_check_seconds": round(warm_run_seconds(extra=["--no-sklearn-check"]), 2),
-                  "warm_all_methods_run_seconds": round(warm_run_seconds("all"), 2)}
-        typer.echo(json.dumps(result, indent=2) if as_json else "\n".join(
-            f"{k.removesuffix('_seconds').replace('_', ' ')}: {v} s" for k, v in result.items())
-            + "\n(wall time of a second run whose features are cached, imports included)")
+        runs = warm_runs()
+        typer.echo(json.dumps(runs, indent=2) if as_json else format_warm_runs(runs))
         return
     result = run_bench(model, task, n_docs, max_tokens, n_gpu_layers, threads, str(registry) if registry else None,
                        parse_layers(layers) if layers else None, pooling)

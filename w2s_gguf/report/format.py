@@ -61,3 +61,8 @@ def md_table(header: list[str], rows: Iterable[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def sklearn_checked(results) -> bool:
+    """Whether the opt-in scikit-learn check ran (its columns are shown only then)."""
+    return any(pair.sklearn_summary for pair in results.pairs) or any(gt.sklearn for gt in results.ground_truth)

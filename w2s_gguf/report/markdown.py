@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from ..results import ModelInfo, Results, TaskInfo
-from .format import DASH, ci_text, f3, md_table, methods_of, pair_label, pgr_text
+from .format import DASH, ci_text, f3, md_table, methods_of, pair_label, pgr_text, sklearn_checked
 from .table import diff_text
 
 ACCURACY_PNG = "accuracy.png"
@@ -47,9 +47,10 @@ def _summary(results: Results) -> str:
     if not results.pairs:
         return "no weak/strong pairs in this run"
     layered = len(results.layers) > 1  # a layer column only when a run compares layers
+    checked = sklearn_checked(results)
     header = ["weak", "strong", *(["layer"] if layered else []), "method", "weak acc", "strong acc", "gap [95% CI]",
               "transfer acc", "AUROC", "agreement", "misfit B", "vs xent [95% CI]", "PGR median [95% CI]",
-              "sklearn PGR [95% CI]", "valid seeds"]
+              *(["sklearn PGR [95% CI]"] if checked else []), "valid seeds"]
     rows, verdicts = [], []
     for pair in results.pairs:
         sk = pair.sklearn_summary or {}
@@ -59,7 +60,8 @@ def _summary(results: Results) -> str:
             rows.append([pair.weak, pair.strong, *([pair.layer] if layered else []), method, f3(pair.weak_acc),
                          f3(pair.strong_acc), gap, f3(s.transfer_acc_mean), f3(s.auroc_mean), f3(s.agreement_mean),
                          f3(s.misfit_train_mean), diff_text(s.vs_xent), pgr_text(s),
-                         pgr_text(sk[method]) if method in sk else DASH, f"{s.n_valid_seeds}/{len(results.seeds)}"])
+                         *([pgr_text(sk[method]) if method in sk else DASH] if checked else []),
+                         f"{s.n_valid_seeds}/{len(results.seeds)}"])
         verdicts.append(_verdict(pair, results))
     note = ("Accuracies are means over seeds on the same test docs; PGR is the median over valid seeds. "
             "vs xent is the method's accuracy minus xent's, paired over the same seeds and test docs; "
@@ -91,8 +93,10 @@ def _pgr_note(results: Results) -> str:
         f"- The summary is the median over valid seeds with a bootstrap 95% interval that resamples "
         f"seeds and test docs ({settings.get('n_bootstrap', DASH)} resamples); it is null when the mean gap "
         "over seeds is below min_gap. With gaps of a few points the interval is wide: read it before the median.",
-        "- sklearn PGR repeats the protocol with scikit-learn logistic regression, an independent check "
-        "of the torch head: a different sign is a reason to distrust both.",
+        ("- sklearn PGR repeats the protocol with scikit-learn logistic regression, an independent check "
+         "of the torch head: a different sign is a reason to distrust both." if sklearn_checked(results) else
+         "- The independent scikit-learn check did not run (add --sklearn-check to repeat the xent runs with "
+         "scikit-learn's logistic regression)."),
         "- AUROC is against true labels; agreement is how often the student agrees with its weak "
         "teacher on the test docs (high agreement with low PGR = the student imitated its teacher's errors).",
         "- The gap's interval decides: a PGR is shown only when the paired 95% interval of strong minus weak "
@@ -104,14 +108,14 @@ def _pgr_note(results: Results) -> str:
 
 
 def _ground_truth(results: Results) -> str:
-    layered = len(results.layers) > 1
+    layered, checked = len(results.layers) > 1, sklearn_checked(results)
     rows = []
     for gt in results.ground_truth:
         per_seed = ", ".join(f3(s.acc) for s in gt.per_seed)
         rows.append([gt.model, *([gt.layer] if layered else []), f3(gt.acc_mean), f3(gt.acc_median), f3(gt.auroc_mean),
-                     f3(gt.sklearn.acc_mean if gt.sklearn else None), per_seed])
-    header = ["model", *(["layer"] if layered else []), "acc mean", "acc median", "AUROC mean", "sklearn acc mean",
-              "acc per seed"]
+                     *([f3(gt.sklearn.acc_mean if gt.sklearn else None)] if checked else []), per_seed])
+    header = ["model", *(["layer"] if layered else []), "acc mean", "acc median", "AUROC mean",
+              *(["sklearn acc mean"] if checked else []), "acc per seed"]
     return md_table(header, rows)
 
 
@@ -129,7 +133,8 @@ def _per_seed(results: Results) -> str:
                             f3(sk and sk.transfer_acc), f3(sk and sk.pgr)])
         parts.append(f"### {pair_label(pair, results)}\n\n" + md_table(
             ["seed", "method", "weak acc", "strong acc", "transfer acc", "AUROC", "agreement", "PGR"], rows))
-        parts.append("sklearn check:\n\n" + md_table(["seed", "weak acc", "strong acc", "transfer acc", "PGR"], sk_rows))
+        if pair.sklearn_summary:
+            parts.append("sklearn check:\n\n" + md_table(["seed", "weak acc", "strong acc", "transfer acc", "PGR"], sk_rows))
     return "\n\n".join(parts) or "no weak/strong pairs in this run"
 
 

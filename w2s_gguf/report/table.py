@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from ..results import Difference, Results
-from .format import DASH, ci_text, f3, methods_of, pair_label, pgr_text
+from .format import DASH, ci_text, f3, methods_of, pair_label, pgr_text, sklearn_checked
 
 
 def diff_text(d: Difference | None) -> str:
@@ -25,13 +25,14 @@ def summary_table(results: Results) -> str:
     ]
     if not results.pairs:
         return "\n".join(lines + ["", "no weak/strong pairs in this run"])
+    checked = sklearn_checked(results)
     for pair in results.pairs:
         methods = methods_of(results, pair)
         width = max(len("method"), *map(len, methods))
         gap = f"   gap {f3(pair.mean_gap)}" + (f" {ci_text(pair.gap.ci)}" if pair.gap else "")
         lines += ["", f"{pair_label(pair, results, '->')}   weak {f3(pair.weak_acc)}   strong {f3(pair.strong_acc)}{gap}",
                   f"  {'method':<{width}} {'transfer':>8} {'AUROC':>6} {'agree':>6} {'misfit':>6} {'vs xent':<23} "
-                  f"{'sklearn':>7}  PGR median [95% CI]"]
+                  + (f"{'sklearn':>7}  " if checked else "") + "PGR median [95% CI]"]
         sk = pair.sklearn_summary or {}
         # One reason shared by every method (a gap that cannot be told from zero, a self pair): say it once.
         reasons = {pair.summary[m].pgr_reason for m in methods if pair.summary[m].pgr_median is None}
@@ -45,7 +46,7 @@ def summary_table(results: Results) -> str:
             sk_pgr = pgr_text(sk[method], with_ci=False) if method in sk else DASH
             sk_pgr = "n/a" if sk_pgr.startswith("n/a") else sk_pgr
             row = (f"  {method:<{width}} {f3(s.transfer_acc_mean):>8} {f3(s.auroc_mean):>6} {f3(s.agreement_mean):>6} "
-                   f"{f3(s.misfit_train_mean):>6} {diff_text(s.vs_xent):<23} {sk_pgr:>7}  ")
+                   f"{f3(s.misfit_train_mean):>6} {diff_text(s.vs_xent):<23} " + (f"{sk_pgr:>7}  " if checked else ""))
             # Long reasons wrap under the PGR column so the table stays within 100 columns.
             text = "n/a (above)" if shared and len(methods) > 1 else pgr_text(s)
             lines += textwrap.wrap(row + text, width=100, subsequent_indent=" " * len(row))

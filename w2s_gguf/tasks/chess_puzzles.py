@@ -43,10 +43,12 @@ import io
 import itertools
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-import chess
 import zstandard
+
+if TYPE_CHECKING:  # imported where puzzles are read: python-chess builds its attack tables on import (0.1-0.2 s)
+    import chess
 
 from ..errors import W2SError
 from ..network import hub_reachable
@@ -244,6 +246,8 @@ def build_docs(rows: Iterable[dict[str, Any]], where: str, options: TaskOptions)
 
 def puzzle_doc(row: dict[str, Any]) -> Doc | str:
     """The doc for one puzzle row, or the reason it is skipped."""
+    import chess
+
     pid = str(row.get("PuzzleId") or "").strip()
     moves = str(row.get("Moves") or "").split()
     if not pid:

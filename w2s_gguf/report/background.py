@@ -1,0 +1,90 @@
+"""report.md and the plots, written by a helper process that gets ready while the heads train.
+
+A warm run is mostly imports: torch for the heads, and matplotlib plus its
+fonts for the plots (about 1 s of a 4 s run here). A spawned helper (a fresh
+interpreter, so no fork of torch's or llama.cpp's threads) imports
+matplotlib on the other core meanwhile, then renders each results folder
+from its results.json alone. Where the helper cannot start, dies, or fails,
+the report is written in this process instead: the same files, and the
+same error if there is one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+from pathlib import Path
+
+from ..results import Results
+from . import write_report
+
+
+def _serve(conn) -> None:
+    """The helper: warm up, then write one folder's report per message until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it stops us
+    # Never outlive the main process: if it is killed (SIGKILL, out of memory) it cannot stop us.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=lambda: (parent.join(), os._exit(0)), daemon=True).start()
+    from .plots import new_figure, png_bytes
+
+    fig = new_figure(1, 1)  # what the first figure would pay for: matplotlib's imports and the font
+    fig.text(0.5, 0.5, "w2s")
+    png_bytes(fig)
+    while (folder := conn.recv()) is not None:
+        try:
+            conn.send((True, [str(path) for path in write_report(folder)]))
+        except Exception:  # the main process writes it again and meets the error itself
+            conn.send((False, None))
+
+
+class ReportWriter:
+    """`with ReportWriter() as reports: ... reports.write(folder, results)` -> the paths written."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._writing = False
+        self._conn, child = context.Pipe()
+        self._helper: multiprocessing.process.BaseProcess | None = context.Process(
+            target=_serve, args=(child,), name="w2s-gguf report", daemon=True)
+        try:
+            self._helper.start()
+        except OSError:  # no processes here (a sandbox, a process limit): write in this process
+            self._helper = None
+        child.close()
+
+    def write(self, folder: Path, results: Results) -> list[Path]:
+        if self._helper is not None:
+            self._writing = True
+            try:
+                self._conn.send(str(folder))
+                ok, paths = self._conn.recv()
+            except (EOFError, OSError):  # the helper died
+                ok, paths = False, None
+                self._writing = False
+                self.close()
+            self._writing = False
+            if ok:
+                return [Path(p) for p in paths]
+        return write_report(folder, results)
+
+    def close(self) -> None:
+        """Stop the helper; one interrupted mid-report (Ctrl-C here) finishes that report first."""
+        if self._helper is not None:
+            if self._writing:  # interrupted while waiting for it: let it finish that report, then stop
+                with contextlib.suppress(OSError):
+                    self._conn.send(None)
+                self._helper.join(timeout=10)
+            self._helper.terminate()
+            self._helper.join()
+            self._helper = None
+        self._conn.close()
+
+    def __enter__(self) -> "ReportWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
