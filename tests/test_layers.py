@@ -189,6 +189,28 @@ def test_each_layer_is_cached_once_and_served_without_loading_the_model(smollm2,
         both[14].features).max()
 
 
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_gpu_sized_batches_fit_the_engine(smollm2, sentiment_texts, tmp_path, monkeypatch, pooling):
+    # A GPU build plans batches of engine.GPU_BATCH_TOKENS (2048) tokens, far above max_tokens. Run that plan on
+    # this CPU build (llama.cpp ignores n_gpu_layers without a GPU): the scripts/vulkan_check.sh run found
+    # embed_batch refusing such batches ("exceeds the token budget") and mean pooling's row buffer too small.
+    import llama_cpp
+
+    from w2s_gguf.embeddings import embed_layers
+
+    texts = sentiment_texts[:40]  # about 1000 tokens: one GPU batch
+    monkeypatch.setattr(llama_cpp, "llama_supports_gpu_offload", lambda: True)
+    gpu = embed_layers(smollm2, texts, [3, LAST], pooling, max_tokens=128, n_gpu_layers=-1,
+                       progress=False, cache_root=tmp_path / "gpu")
+    monkeypatch.undo()
+    cpu = embed_layers(smollm2, texts, [3, LAST], pooling, max_tokens=128, n_gpu_layers=0,
+                       progress=False, cache_root=tmp_path / "cpu")
+    assert gpu[LAST].settings.batch_tokens == 2048 and cpu[LAST].settings.batch_tokens == 128
+    assert gpu[LAST].n_tokens > 4 * 128  # the batch is far above max_tokens
+    for layer in (3, LAST):  # batch composition moves features slightly, never more
+        assert cosine(gpu[layer].features, cpu[layer].features).min() > 0.999
+
+
 def test_cli_layers_bad_input_is_one_line(smollm2, gemma3, tmp_path, monkeypatch, capsys):
     from conftest import invoke_cli
 

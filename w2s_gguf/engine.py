@@ -67,7 +67,8 @@ class Embedder:
             warn_once("this llama-cpp-python build has no GPU backend, so --n-gpu-layers has no effect and "
                       "everything runs on the CPU; `w2s-gguf doctor` says how to install a GPU build")
         self.batch_tokens = batch_tokens(max_tokens, self.gpu_offload)
-        context = max(max_tokens, self.batch_tokens)
+        # One batch's tokens: batch_tokens (2048 on a GPU), or one text of up to max_tokens alone.
+        self.n_ctx = context = max(max_tokens, self.batch_tokens)
         try:
             with quiet_llama_logs():
                 # n_ctx = n_batch = n_ubatch: a batch is decoded in one pass, and one text fits in it.
@@ -98,8 +99,8 @@ class Embedder:
         """Pooled vectors of sequences decoded together in one llama.cpp batch."""
         import llama_cpp
 
-        if sum(map(len, token_lists)) > self.max_tokens:
-            raise ValueError("batch exceeds the token budget")
+        if sum(map(len, token_lists)) > self.n_ctx:
+            raise ValueError(f"batch of {sum(map(len, token_lists))} tokens exceeds the context of {self.n_ctx}")
         llm = self.llm
         llm._batch.reset()
         for seq_id, tokens in enumerate(token_lists):

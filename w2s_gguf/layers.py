@@ -178,7 +178,7 @@ class LayerEmbedder(Embedder):
         # Tensor name -> slot in the output; LAST's slot is filled from llama_get_embeddings_seq.
         self._slots = {f"l_out-{layer}".encode(): k for k, layer in enumerate(self.layers) if layer != LAST}
         self._out = np.zeros((0, len(self.layers), self.dim), np.float32)
-        self._rows = np.empty((max_tokens, self.dim), np.float32)  # one block's rows, for mean pooling
+        self._rows = np.empty((self.n_ctx, self.dim), np.float32)  # one block's rows (a whole batch), for mean pooling
         self._spans: list[tuple[int, int]] = []
         self._seen: set[int] = set()
         self._error: BaseException | None = None
