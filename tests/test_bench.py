@@ -26,3 +26,13 @@ def test_bench_refuses_a_layer_beyond_the_depth_in_one_line(smollm2, monkeypatch
                                 "--layers", "40")
     assert code == 2 and "smollm2-135m has 30 blocks (0..29)" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_warm_run_times_a_cached_rerun_in_fresh_processes(smollm2, gemma3):
+    from w2s_gguf.bench import format_warm_runs, warm_run_seconds
+
+    small = ["--n-train", "60", "--n-test", "40", "--seeds", "2", "--max-tokens", "64"]
+    times = warm_run_seconds(extra=small, repeats=2)
+    assert len(times) == 2 and all(0 < t < 120 for t in times)
+    text = format_warm_runs({"default run": {"seconds": times, "median": 1.5}})
+    assert text.startswith("default run") and "median 1.50 s" in text and "imports included" in text

@@ -58,15 +58,17 @@ class ReportWriter:
 
     def write(self, folder: Path, results: Results) -> list[Path]:
         if self._helper is not None:
+            ok, paths, died = False, None, False
             self._writing = True
             try:
                 self._conn.send(str(folder))
                 ok, paths = self._conn.recv()
-            except (EOFError, OSError):  # the helper died
-                ok, paths = False, None
+            except (EOFError, OSError):
+                died = True
+            finally:
                 self._writing = False
+            if died:
                 self.close()
-            self._writing = False
             if ok:
                 return [Path(p) for p in paths]
         return write_report(folder, results)
