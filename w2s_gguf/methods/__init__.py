@@ -24,14 +24,13 @@ per weak model, rows in B's order); `weak` stays the pair's own weak model.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generator
 
 import numpy as np
 
 from ..errors import W2SError
+from ..plugins import Registry
 from ..stacked import HeadJob, TrainedHead, train_heads
 
 
@@ -145,24 +144,12 @@ def parse_number(method: Method, kind=float, low=None, high=None, low_open=False
 
 # ---------------------------------------------------------------- registry
 
-_REGISTRY: dict[str, type[Method]] = {}
-
-
-def register(cls: type[Method]) -> type[Method]:
-    if cls.name in _REGISTRY:
-        raise RuntimeError(f"method {cls.name!r} registered twice")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _discover() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
+_REGISTRY = Registry("method", __name__)
+register = _REGISTRY.register
 
 
 def _classes() -> list[type[Method]]:
-    _discover()
+    _REGISTRY.discover()
     return sorted(_REGISTRY.values(), key=lambda cls: (cls.order, cls.name))
 
 
@@ -176,7 +163,7 @@ def valid_forms() -> str:
 
 def parse_method(spec: str) -> Method:
     """One spec string -> a Method. The longest registered name that `spec` equals or starts with + "-" wins."""
-    _discover()
+    _REGISTRY.discover()
     spec = spec.strip().lower()
     matches = [n for n in _REGISTRY if spec == n or spec.startswith(n + "-")]
     if not matches:

@@ -9,14 +9,13 @@ Adding a task = adding one file here; nothing else changes.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import SettingError, W2SError
+from ..plugins import Registry
 
 
 @dataclass(frozen=True)
@@ -74,29 +73,17 @@ class Task:
         raise NotImplementedError
 
 
-_REGISTRY: dict[str, type[Task]] = {}
-
-
-def register(cls: type[Task]) -> type[Task]:
-    if cls.name in _REGISTRY:
-        raise RuntimeError(f"task {cls.name!r} registered twice")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _discover() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
+_REGISTRY = Registry("task", __name__)
+register = _REGISTRY.register
 
 
 def task_names() -> list[str]:
-    _discover()
+    _REGISTRY.discover()
     return sorted(_REGISTRY)
 
 
 def get_task(name: str) -> Task:
-    _discover()
+    _REGISTRY.discover()
     if name not in _REGISTRY:
         raise W2SError(f"unknown task {name!r}; choose one of: {', '.join(sorted(_REGISTRY))} (see `w2s-gguf tasks list`)")
     return _REGISTRY[name]()
