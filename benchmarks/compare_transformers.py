@@ -27,7 +27,7 @@ import torch
 import transformers
 from transformers import LlamaConfig, LlamaModel
 
-from w2s_gguf.embeddings import Embedder, embed_texts
+from w2s_gguf.features.pipeline import Embedder, embed_texts
 from w2s_gguf.models import ensure_model, load_registry
 from w2s_gguf.tasks import load_task
 

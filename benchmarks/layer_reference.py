@@ -29,7 +29,8 @@ from gguf import GGUFReader
 from gguf.quants import dequantize
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from w2s_gguf.layers import LAST, LayerEmbedder, layer_label
+from w2s_gguf.features.capture import LayerEmbedder
+from w2s_gguf.features.layers import LAST, layer_label
 from w2s_gguf.models import ensure_model, load_registry
 from w2s_gguf.tasks import load_task
 

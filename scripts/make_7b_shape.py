@@ -10,7 +10,7 @@ throughput are those of a real 7B model; only the features are meaningless.
 Tensors are Q4_0 blocks written one tensor at a time (random 4-bit codes with
 a per-block f16 scale, i.e. already-quantized random weights), so writing it
 needs only a few hundred MB of RAM. The script then embeds sentiment docs with
-w2s_gguf.embeddings.embed_texts (n_gpu_layers=-1: on a CUDA/Metal build this
+w2s_gguf.features.pipeline.embed_texts (n_gpu_layers=-1: on a CUDA/Metal build this
 measures GPU speed), trains a LinearProbe on the 4096-d features and prints a
 JSON summary. The file goes under --out (default: <cache>/synthetic), never
 into the repository.
@@ -144,10 +144,10 @@ def peak_rss_bytes() -> int:
 
 
 def main() -> int:
-    from w2s_gguf.embeddings import embed_texts
-    from w2s_gguf.heads import LinearProbe
+    from w2s_gguf.features.pipeline import embed_texts
+    from w2s_gguf.core.heads import LinearProbe
     from w2s_gguf.models import resolve_model
-    from w2s_gguf.storage import cache_home
+    from w2s_gguf.common.storage import cache_home
     from w2s_gguf.tasks import load_task
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

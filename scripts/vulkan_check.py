@@ -3,14 +3,14 @@
   python scripts/vulkan_check.py cpu --out DIR   features from the CPU build (the reference)
   python scripts/vulkan_check.py gpu --out DIR   in the Vulkan build's venv: offload, features, failure
 
-The gpu step proves, with w2s_gguf.embeddings.embed_texts and Embedder, that
+The gpu step proves, with w2s_gguf.features.pipeline.embed_texts and Embedder, that
 n_gpu_layers=-1 puts every layer on the Vulkan device (llama.cpp's "offloaded
 N/N layers" log line, and the weights in the device's buffers: the line alone
 is printed even when the weights stay on the host), that the features match
 the CPU build's (fail below cosine 0.995, warn below SPEC.md's 0.998, next to
 the CPU build's own batched-vs-single-text cosine), that layer capture
-(w2s_gguf.layers, every block of SmolLM2, last and mean pooling) reads the
-device's tensors and matches the CPU build block by block, that w2s_gguf.doctor passes
+(w2s_gguf.features.layers, every block of SmolLM2, last and mean pooling) reads the
+device's tensors and matches the CPU build block by block, that w2s_gguf.tools.doctor passes
 on a real GPU backend, and that a device allocation failure ends as one
 W2SError line, not a crash. It prints one JSON summary and exits 1 on a failed check.
 """
@@ -39,7 +39,7 @@ FAILURE_ENV = {"GGML_VK_FORCE_MAX_ALLOCATION_SIZE": "4096", "GGML_VK_FORCE_MAX_B
 FAILURE_CHILD = """
 import sys
 from w2s_gguf.errors import W2SError
-from w2s_gguf.embeddings import Embedder
+from w2s_gguf.features.pipeline import Embedder
 from w2s_gguf.models import resolve_model
 try:
     Embedder(resolve_model(sys.argv[1]), n_gpu_layers=-1).embed_batch([[1, 2, 3]])
@@ -62,8 +62,8 @@ LAYER_MODEL = "smollm2-135m"
 
 def capture_all_layers(model, docs: list[str], n_gpu_layers: int, out: Path) -> dict:
     """Every block plus last, both poolings, through the project's pipeline: pooling -> (docs, layers, dim)."""
-    from w2s_gguf.embeddings import embed_layers
-    from w2s_gguf.layers import resolve_layers
+    from w2s_gguf.features.pipeline import embed_layers
+    from w2s_gguf.features.layers import resolve_layers
 
     layers = resolve_layers(["all"], model.n_layer, model.name)
     captured = {}
@@ -79,8 +79,8 @@ def cpu_step(out: Path) -> dict:
     """The CPU build's features, and how far the CPU build itself moves them with batch composition."""
     import llama_cpp
 
-    from w2s_gguf import doctor
-    from w2s_gguf.embeddings import embed_texts
+    from w2s_gguf.tools import doctor
+    from w2s_gguf.features.pipeline import embed_texts
     from w2s_gguf.models import resolve_model
 
     assert not llama_cpp.llama_supports_gpu_offload(), "the reference must come from a CPU-only build"
@@ -104,8 +104,8 @@ def cpu_step(out: Path) -> dict:
 def gpu_step(out: Path) -> dict:
     import llama_cpp
 
-    from w2s_gguf import doctor
-    from w2s_gguf.embeddings import embed_texts
+    from w2s_gguf.tools import doctor
+    from w2s_gguf.features.pipeline import embed_texts
     from w2s_gguf.models import resolve_model
 
     devices = doctor.ggml_devices()

@@ -29,13 +29,17 @@ if ! dpkg -s $PKGS >/dev/null 2>&1; then
 fi
 
 # 2. Newer headers: Debian 13's libvulkan-dev, downloaded through a private apt
-#    state (the system's sources are not touched) and unpacked, not installed.
+#    state (the system's sources are not touched; its mirror is reused) and unpacked, not installed.
 HEADERS="$WORK/vulkan-headers"
 if [ ! -f "$HEADERS/usr/include/vulkan/vulkan.hpp" ]; then
   log "fetching Debian 13 Vulkan headers"
   APT="$WORK/apt"
   mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$APT/debs"
-  echo "deb http://deb.debian.org/debian trixie main" > "$APT/sources.list"
+  # The same mirror the machine's own apt uses for its main suite, asked for the next suite instead.
+  CODENAME=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  MIRROR=${W2S_VK_MIRROR:-$(apt-cache policy | awk -v s="$CODENAME/main" '$3 == s && $2 ~ /^[a-z]+:\/\// {print $2; exit}')}
+  [ -n "$MIRROR" ] || { log "no apt source for '$CODENAME/main' in apt-cache policy; set W2S_VK_MIRROR to a Debian mirror URI"; exit 2; }
+  echo "deb $MIRROR trixie main" > "$APT/sources.list"
   APT_OPTS=(-o Dir::Etc::SourceList="$APT/sources.list" -o Dir::Etc::SourceParts=/dev/null
             -o Dir::State::Lists="$APT/lists" -o Dir::Cache="$APT/cache" -o APT::Default-Release=trixie -o APT::Sandbox::User=root)
   apt-get "${APT_OPTS[@]}" update -qq

@@ -7,7 +7,7 @@ import pytest
 @pytest.fixture(scope="session")
 def sentiment_features(smollm2):
     """(X_train (400, d), y_train, X_test (200, d), y_test) for Rotten Tomatoes reviews."""
-    from w2s_gguf.embeddings import embed_texts
+    from w2s_gguf.features.pipeline import embed_texts
     from w2s_gguf.tasks import load_task
 
     data = load_task("sentiment", n_train=400, n_test=200)

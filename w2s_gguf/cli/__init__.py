@@ -8,7 +8,6 @@ bench, doctor, the registries); their shared options in `options.py`.
 
 from __future__ import annotations
 
-import shlex
 import signal
 import sys
 
@@ -16,15 +15,8 @@ import click
 import typer
 
 from ..errors import SettingError, W2SError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Weak-to-strong generalization on frozen GGUF embeddings (llama.cpp).")
-models_app = typer.Typer(no_args_is_help=True, help="The model registry (models.toml).")
-tasks_app = typer.Typer(no_args_is_help=True, help="The task registry.")
-methods_app = typer.Typer(no_args_is_help=True, help="The weak-to-strong method registry.")
-app.add_typer(methods_app, name="methods")
-app.add_typer(models_app, name="models")
-app.add_typer(tasks_app, name="tasks")
+from . import experiments, tools  # noqa: F401  (they register the commands on `app`)
+from .app import app
 
 # Library parameter -> the flag a user typed (errors.SettingError names parameters).
 FLAGS = {"n_train": "--n-train", "n_test": "--n-test", "seeds": "--seeds", "methods": "--methods",
@@ -34,12 +26,8 @@ FLAGS = {"n_train": "--n-train", "n_test": "--n-test", "seeds": "--seeds", "meth
          "store_dtype": "--store-dtype", "ray": "--ray"}
 
 
-def _command_line() -> str:
-    return " ".join(shlex.quote(a) for a in ["w2s-gguf", *sys.argv[1:]])
-
-
 def main() -> None:
-    from ..embeddings import ExtractionInterrupted
+    from ..features.pipeline import ExtractionInterrupted
 
     # A process started in the background of a non-interactive shell (CI, `cmd &` in a script)
     # inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt: Ctrl-C or
@@ -72,6 +60,3 @@ def main() -> None:
         typer.echo(interrupted, err=True)
     sys.exit(code if isinstance(code, int) else 0)
 
-
-
-from . import experiments, tools  # noqa: E402,F401  (registers the commands on `app`)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import _command_line, app
+from .app import app, command_line
 from .options import (BALANCE, SKLEARN, CEILING_HALF, DATA, DEFAULT_STRONG, DEFAULT_TASK, DEFAULT_WEAK, GPU_LAYERS, LAYER_HELP,
                       LOSSES, MAX_RATING, MAX_TOKENS, METHODS, MIN_GAP, MIN_RATING, N_TEST, N_TRAIN, NO_PROGRESS,
                       POOLING, RAY, REGISTRY, SCHEDULE, SEEDS, STORE_DTYPE, THEMES, THREADS, build_config, finish, log,
@@ -37,7 +37,7 @@ def run(
 
     # First: the helper imports matplotlib on the other core while this process imports torch and trains.
     with ReportWriter() as reports:
-        from ..experiment import run_experiment
+        from ..experiment.run import run_experiment
 
         task_name = default_task_name(task, data)
         weaks = split_list(weak, "--weak")
@@ -47,7 +47,7 @@ def run(
                               ray=ray, sklearn_check=sklearn_check)
         config.weak_models = len(weaks)
         out = out_dir(out, task_name, "+".join(Path(w).stem for w in weaks), "to", Path(strong).stem)
-        results = run_experiment(config, out, progress=not no_progress, command=_command_line(), log=log)
+        results = run_experiment(config, out, progress=not no_progress, command=command_line(), log=log)
         finish(results, out, reports)
 
 
@@ -72,7 +72,7 @@ def sweep(
     from ..report.background import ReportWriter
 
     with ReportWriter() as reports:  # see run
-        from ..experiment import run_experiment
+        from ..experiment.run import run_experiment
 
         model_list = split_list(models, "--models")
         tasks = split_list(task, "--task")
@@ -83,7 +83,7 @@ def sweep(
                                   logconf_schedule, registry, self_pairs, methods=methods, layers=layers,
                                   store_dtype=store_dtype, ray=ray, sklearn_check=sklearn_check)
             folder = root / task_name if len(tasks) > 1 or out is None else root
-            results = run_experiment(config, folder, progress=not no_progress, command=_command_line(), log=log)
+            results = run_experiment(config, folder, progress=not no_progress, command=command_line(), log=log)
             typer.echo(f"\n== {task_name} ==")
             finish(results, folder, reports)
 
@@ -114,7 +114,7 @@ def reproduce(
     no_progress: bool = NO_PROGRESS,
 ):
     """Rerun a results file's recipe (same model files, docs and settings) and say number by number whether it matches."""
-    from ..reproduce import reproduce as rerun
+    from ..experiment.reproduce import reproduce as rerun
 
     name = (source.parent if source.is_file() else source).resolve().name
     out = out_dir(out, "reproduce", name)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import W2SError
-from ..layers import parse_layers
+from ..features.layers import parse_layers
 
 DEFAULT_WEAK = "smollm2-135m"
 DEFAULT_STRONG = "gemma3-270m"
@@ -76,7 +76,7 @@ SKLEARN = typer.Option(False, "--sklearn-check/--no-sklearn-check", help="Also r
 def build_config(models, task, data, n_train, n_test, seeds, losses, pooling, max_tokens, n_gpu_layers, threads,
             balance, min_rating, max_rating, themes, ceiling_half, min_gap, schedule, registry, self_pairs=False,
             methods=None, layers="last", store_dtype="float32", ray=None, sklearn_check=False):
-    from ..config import ExperimentConfig
+    from ..experiment.config import ExperimentConfig
 
     return ExperimentConfig(
         models=models, task=task, n_train=n_train, n_test=n_test, seeds=seeds,

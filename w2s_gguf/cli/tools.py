@@ -9,8 +9,8 @@ from typing import Optional
 import typer
 
 from ..errors import W2SError
-from ..layers import parse_layers
-from . import app, methods_app, models_app, tasks_app
+from ..features.layers import parse_layers
+from .app import app, methods_app, models_app, tasks_app
 from .options import (DATA, DEFAULT_TASK, DEFAULT_WEAK, GPU_LAYERS, LAYER_HELP, MAX_RATING, MAX_TOKENS, MIN_RATING,
                       NO_PROGRESS, POOLING, RAY, REGISTRY, STORE_DTYPE, THEMES, THREADS, log, default_task_name, task_options)
 
@@ -34,7 +34,7 @@ def embed(
     """Export features for use elsewhere: OUT.npy plus OUT.docs.jsonl (row, label, group, split, text per row).
 
     With --data, row i of OUT.npy is the i-th usable row of your file."""
-    from ..export import export_features
+    from ..experiment.export import export_features
 
     if task is None and data is None:
         raise W2SError("give --task NAME or --data FILE")
@@ -66,7 +66,7 @@ def bench(
                                   "(imports included), three times each: as is, with --sklearn-check, with --methods all."),
 ):
     """Extraction throughput against llama.cpp's own single-sequence throughput, head training time, peak memory."""
-    from ..bench import format_bench, format_warm_runs, run_bench, warm_runs
+    from ..tools.bench import format_bench, format_warm_runs, run_bench, warm_runs
 
     if warm_run:
         runs = warm_runs()
@@ -125,7 +125,7 @@ def doctor(
     no_features: bool = typer.Option(False, "--no-features", help="Skip the GPU-vs-CPU feature check."),
 ):
     """Check this installation: llama.cpp build and devices, an unused GPU, the cache, GPU features vs CPU."""
-    from ..doctor import doctor_report, exit_code, format_report
+    from ..tools.doctor import doctor_report, exit_code, format_report
 
     rows = doctor_report(model, check_features=not no_features)
     typer.echo(format_report(rows))
@@ -135,7 +135,7 @@ def doctor(
 @methods_app.command("list")
 def methods_list():
     """Every weak-to-strong method: name, default form, what it does and its source."""
-    from ..methods import describe
+    from ..core.methods import describe
 
     for line in describe():
         typer.echo(line)

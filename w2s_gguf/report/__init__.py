@@ -3,6 +3,8 @@
 Everything here works from `results.Results` alone (read from results.json
 with `load_results`), so `w2s-gguf report DIR` can re-render a folder long
 after the run, or on another machine.
+
+May import: errors, common, results, features.layers (relative depth of a layer).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..results import Results, load_results
-from ..storage import atomic_write_bytes, atomic_write_text
+from ..common.storage import atomic_write_bytes, atomic_write_text
 from .compare import compare_markdown, compare_plot
 from .markdown import ACCURACY_PNG, LAYERS_PNG, MISFIT_PNG, PGR_PNG, figure_names, report_markdown
 from .plots import accuracy_figure, layers_figure, misfit_figure, pgr_figure, png_bytes

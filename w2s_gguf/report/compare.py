@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..results import PairResult, Results, to_json
-from ..storage import atomic_write_bytes
+from ..common.storage import atomic_write_bytes
 from .format import DASH, f3, md_table, pgr_text
 from .plots import Entry, colors, draw_pgr, png_bytes, seed_pgrs
 

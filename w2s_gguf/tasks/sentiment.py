@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import W2SError
-from ..pypi import fetch_pypi_data
+from ..common.pypi import fetch_pypi_data
 from . import Doc, Task, TaskDocs, TaskOptions, register
 from ._common import split_by_group
 

@@ -1,0 +1,111 @@
+"""The pure protocol core on arrays: no files, no llama.cpp, no tasks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from w2s_gguf.errors import SettingError, W2SError
+from w2s_gguf.core.protocol import ProtocolSettings, run_protocol
+
+
+def synthetic(signal: dict[str, float], n_train=300, n_test=200, dim=12, seed=0):
+    rng = np.random.default_rng(seed)
+    y_train, y_test = rng.integers(0, 2, n_train), rng.integers(0, 2, n_test)
+    features = {}
+    for name, strength in signal.items():
+        x = rng.standard_normal((n_train + n_test, dim)).astype(np.float32)
+        x[:, 0] += strength * (2 * np.r_[y_train, y_test] - 1)
+        features[name] = (x[:n_train], x[n_train:])
+    return features, y_train, y_test
+
+
+def test_three_lines_from_arrays_to_pgr():
+    features, y_train, y_test = synthetic({"weak": 0.4, "strong": 1.5})
+    out = run_protocol(features, y_train, y_test, settings=ProtocolSettings(seeds=3, n_bootstrap=200))
+    xent = out.pairs[0].summary["xent"]
+    assert out.pairs[0].strong_acc > out.pairs[0].weak_acc + 0.1
+    assert xent.pgr_ci[0] <= xent.pgr_median <= xent.pgr_ci[1]
+    assert {g.model for g in out.ground_truth} == {"weak", "strong"}
+    assert out.predictions["transfer|weak|strong|logconf|2"].shape == (200, 2)
+
+
+def test_same_inputs_same_numbers_and_the_layer_is_stamped():
+    features, y_train, y_test = synthetic({"weak": 0.4, "strong": 1.5})
+    settings = ProtocolSettings(seeds=2, n_bootstrap=200, sklearn_baseline=False)
+    a = run_protocol(features, y_train, y_test, settings=settings)
+    b = run_protocol(features, y_train, y_test, settings=settings, layer="14")
+    assert a.pairs[0].summary == b.pairs[0].summary and a.pairs[0].layer == "last" and b.pairs[0].layer == "14"
+    assert "gt|weak|0|14" in b.predictions and a.pairs[0].sklearn_summary is None
+
+
+def test_groups_never_straddle_the_halves_and_change_the_split():
+    features, y_train, y_test = synthetic({"weak": 0.4, "strong": 1.5})
+    settings = ProtocolSettings(seeds=1, n_bootstrap=200, sklearn_baseline=False)
+    by_doc = run_protocol(features, y_train, y_test, settings=settings)
+    by_group = run_protocol(features, y_train, y_test, groups=[i // 10 for i in range(300)], settings=settings)
+    assert by_doc.ground_truth[0].per_seed != by_group.ground_truth[0].per_seed
+
+
+@pytest.mark.parametrize("settings, param", [
+    (ProtocolSettings(seeds=0), "seeds"), (ProtocolSettings(methods=["nope"]), "methods"),
+    (ProtocolSettings(ceiling_half="C"), "ceiling_half"), (ProtocolSettings(min_gap=1.5), "min_gap"),
+    (ProtocolSettings(logconf_schedule="cubic"), "logconf_schedule"),
+])
+def test_bad_settings_name_their_parameter(settings, param):
+    features, y_train, y_test = synthetic({"weak": 0.4, "strong": 1.5})
+    with pytest.raises(SettingError) as info:
+        run_protocol(features, y_train, y_test, settings=settings)
+    assert info.value.param == param and str(info.value).startswith(param)
+
+
+def test_bad_arrays_are_caught_at_the_boundary():
+    features, y_train, y_test = synthetic({"weak": 0.4, "strong": 1.5})
+    with pytest.raises(W2SError, match="one row per doc"):
+        run_protocol(features, y_train[:-1], y_test)
+    with pytest.raises(W2SError, match="0/1 labels"):
+        run_protocol(features, y_train + 1, y_test)
+    with pytest.raises(W2SError, match="at least two models"):
+        run_protocol({"weak": features["weak"]}, y_train, y_test)
+    with pytest.raises(W2SError, match="same width"):
+        run_protocol({"weak": features["weak"], "strong": (features["strong"][0], features["strong"][1][:, :3])},
+                     y_train, y_test)
+
+
+def test_every_method_side_by_side_with_its_difference_to_xent_and_misfit():
+    features, y_train, y_test = synthetic({"weak": 1.0, "strong": 2.0})
+    out = run_protocol(features, y_train, y_test, settings=ProtocolSettings(seeds=2, methods=["all"], n_bootstrap=200,
+                                                                            sklearn_baseline=False))
+    summary = out.pairs[0].summary
+    assert "ensemble" not in summary and {"xent", "logconf", "knn-relabel-50", "bootstrap-1", "confident-0.5"} <= set(summary)
+    assert summary["xent"].vs_xent is None
+    for method, s in summary.items():
+        assert s.auroc_mean > 0.6, method  # every method ranks docs better than chance on an easy task
+        assert 0 <= s.misfit_train_mean <= 1
+        if method != "xent":
+            d = s.vs_xent
+            assert d.ci[0] <= d.diff <= d.ci[1] and d.distinguishable == (d.ci[0] > 0)
+    assert summary["kl"].vs_xent.diff == 0  # same gradient as xent: the same student
+
+
+def test_a_gap_that_cannot_be_told_from_zero_gives_no_pgr():
+    # Equally informative weak and strong features: any gap is noise, so no PGR however the seeds fall.
+    features, y_train, y_test = synthetic({"weak": 0.8, "strong": 0.8}, n_test=150)
+    out = run_protocol(features, y_train, y_test, settings=ProtocolSettings(seeds=3, n_bootstrap=300))
+    pair = out.pairs[0]
+    assert not pair.gap.distinguishable and pair.gap.ci[0] <= pair.gap.diff <= pair.gap.ci[1]
+    for s in pair.summary.values():
+        assert s.pgr_median is None and "not clearly above min_gap" in s.pgr_reason
+
+
+def test_several_weak_models_teach_the_strong_one_and_the_ensemble_averages_them():
+    features, y_train, y_test = synthetic({"weak1": 0.5, "weak2": 0.6, "strong": 1.5})
+    settings = ProtocolSettings(seeds=2, methods=["xent", "ensemble"], weak_models=2, n_bootstrap=200,
+                                sklearn_baseline=False)
+    out = run_protocol(features, y_train, y_test, settings=settings)
+    assert [(p.weak, p.strong) for p in out.pairs] == [("weak1", "strong"), ("weak2", "strong")]
+    # One ensemble student, scored against each pair's own teacher.
+    assert out.pairs[0].summary["ensemble"].transfer_acc_mean == out.pairs[1].summary["ensemble"].transfer_acc_mean
+    with pytest.raises(SettingError, match="ensemble"):
+        run_protocol({"weak": features["weak1"], "strong": features["strong"]}, y_train, y_test,
+                     settings=ProtocolSettings(methods=["ensemble"]))

@@ -1,0 +1,97 @@
+"""Every setting of an experiment, validated once where it enters the library.
+
+`ExperimentConfig` is flat on purpose: `to_json()` is the `settings` block
+of results.json and `from_json()` reads it back, so a results file is a
+complete recipe (`w2s-gguf reproduce`). Messages name the parameters; the
+CLI shows its own flags instead (errors.SettingError).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ..features.cache import STORE_DTYPES
+from ..features.engine import DEFAULT_MAX_TOKENS, POOLINGS
+from ..features.layers import check_layer_spec
+from ..errors import SettingError, W2SError
+from ..core.protocol import ProtocolSettings
+from ..tasks import TaskOptions
+
+
+@dataclass
+class ExperimentConfig:
+    models: list[str]  # weak to strong; `run` passes [weak, strong]
+    task: str = "sentiment"
+    n_train: int = 900
+    n_test: int = 600
+    seeds: int = 5
+    methods: list[str] = field(default_factory=lambda: ["xent", "logconf", "product"])
+    pooling: str = "last"
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    n_gpu_layers: int = -1
+    n_threads: int | None = None
+    ceiling_half: str = "A"  # OAI's sweep trains the strong ceiling on A; its older script on B
+    min_gap: float = 0.01
+    balance: bool = False
+    task_options: TaskOptions = field(default_factory=TaskOptions)
+    logconf_schedule: str = "linear"
+    data_seed: int = 0
+    n_bootstrap: int = 1000
+    self_pairs: bool = False  # also train strong-on-own-labels (W = S) runs, as OAI's sweep does
+    sklearn_baseline: bool = False  # the independent scikit-learn check (opt-in: it doubles a warm run)
+    registry: str | None = None
+    weak_models: int | None = None  # run: the first k models are weak (teachers), the rest strong; sweep: None
+    layers: list[str] = field(default_factory=lambda: ["last"])  # last, middle, all, block N, fraction of depth
+    store_dtype: str = "float32"
+    ray: str | None = None  # a Ray cluster address ("auto", "host:port", "ray://host:10001") for extraction
+
+    def protocol(self) -> ProtocolSettings:
+        names = {f.name for f in fields(ProtocolSettings)}
+        return ProtocolSettings(**{k: v for k, v in asdict(self).items() if k in names})
+
+    def validate(self) -> None:
+        if len(self.models) < 2:
+            raise SettingError("models", "needs at least two models (a weak and a strong one)")
+        if len(set(self.models)) != len(self.models):
+            raise W2SError(f"a model is listed twice in {', '.join(self.models)}; list each once, weak to strong")
+        for name in ("n_train", "n_test"):
+            if getattr(self, name) <= 0:
+                raise SettingError(name, f"must be a positive number (got {getattr(self, name)})")
+        if self.n_train < 4:
+            raise SettingError("n_train", f"must be at least 4 so both halves hold both labels (got {self.n_train})")
+        if self.max_tokens < 8:
+            raise SettingError("max_tokens", f"must be at least 8 (got {self.max_tokens})")
+        if self.pooling not in POOLINGS:
+            raise SettingError("pooling", f"must be last or mean (got {self.pooling!r})")
+        if not self.layers:
+            raise SettingError("layers", "is empty; give last, middle, all, a block number or a fraction")
+        for spec in self.layers:
+            check_layer_spec(spec)
+        if self.ray and self.layers != ["last"]:
+            raise SettingError("ray", "works with --layer last only (layer capture on a cluster is not built yet); "
+                                      "drop --ray, or extract the layers locally")
+        if self.store_dtype not in STORE_DTYPES:
+            raise SettingError("store_dtype", f"must be float32 or float16 (got {self.store_dtype!r})")
+        self.protocol().validate(len(self.models))
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["seeds"] = list(range(self.seeds))
+        data["task_options"] = {k: v for k, v in asdict(self.task_options).items() if v not in (None, (), {}, [])}
+        return data
+
+    @classmethod
+    def from_json(cls, settings: dict[str, Any]) -> "ExperimentConfig":
+        """The config a results file's `settings` describe (schema 1 and 2)."""
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in settings.items() if k in known}
+        data["models"] = list(settings.get("model_specs") or settings["models"])
+        data["seeds"] = len(settings["seeds"]) if isinstance(settings.get("seeds"), list) else settings.get("seeds", 5)
+        if "losses" in settings and "methods" not in settings:
+            data["methods"] = settings["losses"]
+        options = dict(settings.get("task_options") or {})
+        if "themes" in options:
+            options["themes"] = tuple(options["themes"])
+        data["task_options"] = TaskOptions(**options)
+        return cls(**data)

@@ -1,0 +1,145 @@
+"""One loaded GGUF model in embedding mode: a thin wrapper over llama-cpp-python.
+
+It tokenizes, cuts long texts from the left (last-token pooling needs the
+end), decodes several texts in one llama.cpp batch and reads the pooled
+vector of each sequence.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from ..errors import SettingError, W2SError
+from ..common.llama_logs import quiet_llama_logs
+from ..models.modelfile import ResolvedModel
+
+POOLINGS = ("last", "mean")
+DEFAULT_MAX_TOKENS = 512
+# Tokens per llama.cpp batch, per backend. CPU (measured): several sequences
+# in one batch share one KV cache, so every token's attention spans the whole
+# batch; 256 ran 5-7% faster than 512 here (2 cores, SmolLM2, short and long
+# docs), and larger batches slower still (SPEC.md section 3). GPU (NOT
+# measured: no GPU was lent to this project): llama.cpp's own default n_batch,
+# 2048, since a GPU is starved by small batches. A longer text gets a batch alone.
+BATCH_TOKENS = 256
+GPU_BATCH_TOKENS = 2048
+
+
+def batch_tokens(max_tokens: int, gpu_offload: bool = False) -> int:
+    if gpu_offload:
+        return max(GPU_BATCH_TOKENS, max_tokens)
+    return min(BATCH_TOKENS, max_tokens)
+
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """A warning printed once per process, however many models are loaded."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"[w2s-gguf] warning: {message}", file=sys.stderr, flush=True)
+
+
+class Embedder:
+    """One loaded GGUF model in embedding mode (one load per model per run)."""
+
+    def __init__(self, model: ResolvedModel, pooling: str = "last", max_tokens: int = DEFAULT_MAX_TOKENS,
+                 n_gpu_layers: int = -1, n_threads: int | None = None):
+        if pooling not in POOLINGS:
+            raise SettingError("pooling", f"must be last or mean (got {pooling!r})")
+        if max_tokens < 8:
+            raise SettingError("max_tokens", f"must be at least 8 (got {max_tokens})")
+        import llama_cpp
+
+        pooling_type = {"last": llama_cpp.LLAMA_POOLING_TYPE_LAST, "mean": llama_cpp.LLAMA_POOLING_TYPE_MEAN}[pooling]
+        if n_threads is None:
+            n_threads = default_threads()
+        self.model = model
+        self.pooling = pooling
+        self.max_tokens = max_tokens
+        self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
+        if n_gpu_layers > 0 and not llama_cpp.llama_supports_gpu_offload():
+            warn_once("this llama-cpp-python build has no GPU backend, so --n-gpu-layers has no effect and "
+                      "everything runs on the CPU; `w2s-gguf doctor` says how to install a GPU build")
+        self.batch_tokens = batch_tokens(max_tokens, self.gpu_offload)
+        # One batch's tokens: batch_tokens (2048 on a GPU), or one text of up to max_tokens alone.
+        self.n_ctx = context = max(max_tokens, self.batch_tokens)
+        try:
+            with quiet_llama_logs():
+                # n_ctx = n_batch = n_ubatch: a batch is decoded in one pass, and one text fits in it.
+                self.llm = llama_cpp.Llama(
+                    model_path=str(model.path), embedding=True, pooling_type=pooling_type,
+                    n_ctx=context, n_batch=context, n_ubatch=context,
+                    n_gpu_layers=n_gpu_layers, n_threads=n_threads, verbose=False,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            fix = ("try --n-gpu-layers 0 (CPU) or a smaller --max-tokens; `w2s-gguf doctor` checks the GPU setup"
+                   if self.gpu_offload else "the file may be damaged or need a newer llama-cpp-python "
+                   f"(have {llama_cpp.__version__})")
+            raise W2SError(f"llama.cpp could not load {model.path} (architecture {model.architecture!r}: {exc}); {fix}") from None
+        self.dim = int(self.llm.n_embd())
+        self.n_threads = int(self.llm.context_params.n_threads)
+
+    def tokenize(self, text: str) -> tuple[list[int], bool]:
+        """Tokens of `text` cut to max_tokens from the left, keeping BOS; and whether it was cut."""
+        tokens = self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        if len(tokens) <= self.max_tokens:
+            return tokens, False
+        bos = self.llm.token_bos()
+        if tokens and tokens[0] == bos:
+            return [bos] + tokens[-(self.max_tokens - 1):], True
+        return tokens[-self.max_tokens:], True
+
+    def embed_batch(self, token_lists: list[list[int]]) -> np.ndarray:
+        """Pooled vectors of sequences decoded together in one llama.cpp batch."""
+        import llama_cpp
+
+        if sum(map(len, token_lists)) > self.n_ctx:
+            raise ValueError(f"batch of {sum(map(len, token_lists))} tokens exceeds the context of {self.n_ctx}")
+        llm = self.llm
+        llm._batch.reset()
+        for seq_id, tokens in enumerate(token_lists):
+            # Every token is an output in embedding mode (llama.cpp would force it anyway).
+            llm._batch.add_sequence(tokens, seq_id, True)
+        llm._ctx.kv_cache_clear()
+        try:
+            llm._ctx.decode(llm._batch)
+        except RuntimeError as exc:  # llama_decode's return code, e.g. out of memory on the GPU
+            raise W2SError(f"llama.cpp failed to decode a batch of {self.model.name} ({exc}); "
+                           f"try a smaller --max-tokens or fewer --n-gpu-layers") from None
+        out = np.empty((len(token_lists), self.dim), dtype=np.float32)
+        for seq_id in range(len(token_lists)):
+            ptr = llama_cpp.llama_get_embeddings_seq(llm._ctx.ctx, seq_id)
+            out[seq_id] = np.ctypeslib.as_array(ptr, shape=(self.dim,))
+        llm._batch.reset()
+        return out
+
+    def engine_tokens_per_second(self, n_tokens: int | None = None, repeats: int = 3) -> float:
+        """llama.cpp's own throughput on one sequence of `n_tokens` (the benchmark's yardstick)."""
+        n = min(n_tokens or self.max_tokens, self.max_tokens)
+        vocab = int(self.llm.n_vocab())
+        rng = np.random.default_rng(0)
+        tokens = [self.llm.token_bos()] + rng.integers(100, min(vocab, 30000), n - 1).tolist()
+        self.embed_batch([tokens])  # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            self.embed_batch([tokens])
+            times.append(time.perf_counter() - start)
+        return n / float(np.median(times))  # the median, like a typical batch of the pipeline (not the best)
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+def default_threads() -> int:
+    """All cores on small machines; about the physical cores on big ones (SMT does not help llama.cpp)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return n if n <= 4 else max(4, n // 2)
+
+

@@ -1,0 +1,18 @@
+"""The typed results of a run: the schema every stage writes and reads, and results.json on disk.
+
+    from w2s_gguf.results import load_results
+    r = load_results("w2s-results/sentiment-smollm2-135m-to-gemma3-270m")
+    r.pairs[0].summary["xent"].pgr_median
+    r.to_frame()          # a tidy pandas DataFrame
+
+May import: errors, common.
+"""
+
+from .files import check_version, from_json, load_results, refuse_newer_results, results_path, to_json, write_results
+from .schema import (KIND, RESULTS_NAME, SCHEMA_VERSION, Difference, GroundTruth, ModelInfo, PairResult, PairSeed,
+                     Results, SeedScore, SklearnPairSeed, SklearnScores, Summary, TaskInfo, TransferScore)
+
+__all__ = ["KIND", "RESULTS_NAME", "SCHEMA_VERSION", "Difference", "GroundTruth", "ModelInfo", "PairResult", "PairSeed",
+           "Results", "SeedScore", "SklearnPairSeed", "SklearnScores", "Summary", "TaskInfo", "TransferScore",
+           "check_version", "from_json", "load_results", "refuse_newer_results", "results_path", "to_json",
+           "write_results"]
