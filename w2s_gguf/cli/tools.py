@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -59,21 +59,25 @@ def bench(
     max_tokens: int = MAX_TOKENS, n_gpu_layers: int = GPU_LAYERS, threads: Optional[int] = THREADS,
     registry: Optional[Path] = REGISTRY,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Also time capturing these layers (e.g. all) in the "
-                                         "same forward pass against plain extraction."),
+    layers: Optional[List[str]] = typer.Option(None, "--layers", help="A layer request to time (default: last); "
+                                               "repeat for several, e.g. --layers last --layers middle --layers all."),
     pooling: str = POOLING,
+    rounds: int = typer.Option(2, "--rounds", help="Passes over the docs (each on a fresh cache)."),
     warm_run: bool = typer.Option(False, "--warm-run", help="Instead: wall time of a warm default `run` "
                                   "(imports included), three times each: as is, with --sklearn-check, with --methods all."),
 ):
-    """Extraction throughput against llama.cpp's own single-sequence throughput, head training time, peak memory."""
+    """Extraction throughput against llama.cpp's own embedding mode on the same batches, per layer request;
+    head training time, peak memory."""
     from ..tools.bench import format_bench, format_warm_runs, run_bench, warm_runs
 
     if warm_run:
         runs = warm_runs()
         typer.echo(json.dumps(runs, indent=2) if as_json else format_warm_runs(runs))
         return
+    for request in layers or []:
+        parse_layers(request)
     result = run_bench(model, task, n_docs, max_tokens, n_gpu_layers, threads, str(registry) if registry else None,
-                       parse_layers(layers) if layers else None, pooling)
+                       list(layers) if layers else None, pooling, rounds)
     typer.echo(json.dumps(result, indent=2) if as_json else format_bench(result))
 
 
