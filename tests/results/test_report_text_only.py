@@ -1,4 +1,4 @@
-"""The text-only baseline's line in the terminal table and its section in report.md."""
+"""The text-only baseline's line in the terminal table, its section in report.md and its rows in to_frame()."""
 
 from __future__ import annotations
 
@@ -51,3 +51,14 @@ def test_files_from_before_the_baseline_render_without_it():
     assert "text-only" not in summary_table(results)
     md = report_markdown(results)
     assert "## Text-only baseline\n\nnot recorded" in md
+
+
+def test_the_frame_has_its_rows():
+    results = load_results(FIXTURES / "results_v3")
+    df = results.to_frame()
+    rows = df[df.kind == "text_baseline"]
+    per_seed = rows[rows.metric == "acc"].dropna(subset=["seed"])
+    assert list(per_seed.value) == [s.acc for s in results.text_baseline.per_seed]
+    over = rows[rows.seed.isna()].set_index("metric").value
+    assert over["acc_mean"] == results.text_baseline.acc_mean and over["ci_low"] == results.text_baseline.ci[0]
+    assert not load_results(FIXTURES / "results_v2").to_frame().kind.eq("text_baseline").any()
