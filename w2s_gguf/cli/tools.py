@@ -1,4 +1,4 @@
-"""Tool commands: embed, bench, doctor, and the model, method and task registries."""
+"""Tool commands: embed, bench, doctor, the model, method and task registries, and `tasks audit`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import typer
 from ..errors import W2SError
 from ..features.layers import parse_layers
 from .app import app, methods_app, models_app, tasks_app
-from .options import (DATA, DEFAULT_TASK, DEFAULT_WEAK, GPU_LAYERS, LAYER_HELP, MAX_RATING, MAX_TOKENS, MIN_RATING,
-                      NO_PROGRESS, POOLING, RAY, REGISTRY, STORE_DTYPE, THEMES, THREADS, log, default_task_name, task_options)
+from .options import (BALANCE, DATA, DEFAULT_TASK, DEFAULT_WEAK, GPU_LAYERS, LAYER_HELP, MAX_RATING, MAX_TOKENS,
+                      MIN_RATING, N_TEST, N_TRAIN, NO_PROGRESS, POOLING, RAY, REGISTRY, SEEDS, STORE_DTYPE, THEMES, THREADS,
+                      log, default_task_name, task_options)
 
 
 @app.command()
@@ -156,3 +157,22 @@ def tasks_list():
         typer.echo(f"{name:22} {'yes' if t.available_offline() else 'no':8} {t.size:22} {t.license:18} {t.source}")
 
 
+
+
+@tasks_app.command("audit")
+def tasks_audit(
+    task: str = typer.Argument(..., help="Task name (see `tasks list`)."),
+    data: Optional[Path] = DATA, n_train: int = N_TRAIN, n_test: int = N_TEST, seeds: int = SEEDS,
+    balance: bool = BALANCE, min_rating: Optional[int] = MIN_RATING, max_rating: Optional[int] = MAX_RATING,
+    themes: Optional[str] = THEMES,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+):
+    """Check a task's docs without any model: labels per split, groups shared between splits and between halves
+    A and B, duplicate and near-duplicate texts, and the text-only baseline (the docs a `run` with the same
+    options would use)."""
+    from ..tools.audit import as_json as audit_json, audit_task, format_audit
+
+    if seeds <= 0:
+        raise W2SError(f"--seeds must be a positive number (got {seeds})")
+    audit = audit_task(task, n_train, n_test, task_options(data, min_rating, max_rating, themes), balance, seeds)
+    typer.echo(json.dumps(audit_json(audit), indent=2) if as_json else format_audit(audit))
