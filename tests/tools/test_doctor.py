@@ -99,13 +99,45 @@ def test_ggml_devices_lists_the_cpu_device_with_its_memory():
 @cpu_only
 def test_report_on_a_cpu_only_build(no_gpu, test_home):
     rows = rows_by_name(doctor.doctor_report())
-    assert list(rows) == ["llama-cpp-python", "ggml devices", "gpu offload", "unused gpu", "cache", "gpu features"]
+    assert list(rows) == ["llama-cpp-python", "ggml devices", "gpu offload", "cpu weight buffers", "unused gpu", "cache",
+                          "gpu features"]
     assert rows["llama-cpp-python"] == ("ok", llama_cpp.__version__)
     assert rows["ggml devices"][0] == "ok" and "CPU [CPU]" in rows["ggml devices"][1]
     assert rows["gpu offload"] == ("ok", "no: CPU-only build")
     assert rows["unused gpu"] == ("ok", "none")
     assert rows["cache"][1].startswith(f"{test_home},") and rows["cache"][1].endswith(" GiB free")
     assert rows["gpu features"] == ("ok", "skipped: CPU-only build")
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_the_cpu_weight_buffers_row_says_why_amx_buffers_are_off(monkeypatch, amx):
+    from w2s_gguf.features import engine
+
+    monkeypatch.setattr(engine, "cpu_amx_matmuls", lambda: amx)
+    check, status, detail = doctor.cpu_weight_buffers_row()
+    assert (check, status) == ("cpu weight buffers", "ok")
+    if amx:
+        assert "AMX weight buffers are off" in detail and "crashes on the first decode" in detail and "20824" in detail
+    else:
+        assert detail == "llama.cpp's defaults (this build has no AMX matmuls)"
+
+
+def test_the_engine_loads_the_weights_where_the_row_says(smollm2):
+    """On an AMX build llama.cpp would put the weights in an "AMX" buffer and crash on the first decode; the
+    engine keeps them in the plain CPU buffer, and decodes."""
+    from w2s_gguf.features.engine import Embedder, cpu_amx_matmuls
+
+    detail = doctor.cpu_weight_buffers_row()[2]
+    assert ("AMX weight buffers are off" in detail) == cpu_amx_matmuls()
+    with doctor.captured_llama_log() as log:
+        emb = Embedder(smollm2, max_tokens=64, n_gpu_layers=0)
+    try:
+        buffers = doctor.weight_buffers(log)
+        assert "AMX" not in buffers and buffers.get("CPU_Mapped", 0) > 50  # SmolLM2 Q4_1: 92 MiB
+        vector = emb.embed_batch([emb.tokenize("The film was a delight.")[0]])  # checked first: this would crash
+    finally:
+        emb.close()
+    assert np.isfinite(vector).all()
 
 
 @cpu_only
@@ -186,5 +218,6 @@ def test_doctor_command_prints_every_check_and_exits_0_on_this_cpu_build(monkeyp
 
     code, out, err = invoke_cli(monkeypatch, capsys, "doctor", "--no-features")
     assert code == 0, err
-    for check in ("llama-cpp-python", "ggml devices", "gpu offload", "unused gpu", "cache", "gpu features"):
+    for check in ("llama-cpp-python", "ggml devices", "gpu offload", "cpu weight buffers", "unused gpu", "cache",
+                  "gpu features"):
         assert check in out, check

@@ -205,6 +205,8 @@ def doctor_report(model: str = "smollm2-135m", check_features: bool = True, fetc
     rows.append(("gpu offload", "ok", f"yes, to {', '.join(d['name'] for d in gpus)}" if offload and gpus
                  else "yes, but no GPU device was found (driver missing?)" if offload else "no: CPU-only build"))
 
+    rows.append(cpu_weight_buffers_row())
+
     found = machine_gpu()
     if found and not gpus:
         what, flag = found
@@ -227,6 +229,16 @@ def doctor_report(model: str = "smollm2-135m", check_features: bool = True, fetc
     else:
         rows.append(feature_check(model, fetch))
     return rows
+
+
+def cpu_weight_buffers_row() -> Check:
+    """Where the engine keeps the weights on the CPU: llama.cpp's extra (AMX) buffers are off on AMX builds."""
+    from ..features.engine import cpu_amx_matmuls
+
+    if not cpu_amx_matmuls():
+        return ("cpu weight buffers", "ok", "llama.cpp's defaults (this build has no AMX matmuls)")
+    return ("cpu weight buffers", "ok", "llama.cpp's AMX weight buffers are off: its AMX matmul crashes on the first "
+            "decode (llama.cpp issue #20824), so the weights stay in the plain CPU buffer and the ordinary kernels run")
 
 
 def feature_check(model: str, fetch: bool = True) -> Check:
