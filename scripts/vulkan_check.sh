@@ -6,6 +6,7 @@
 #
 #   scripts/vulkan_check.sh              build once (cached), then check
 #   scripts/vulkan_check.sh --build-only just build the cached wheel
+#   scripts/vulkan_check.sh --venv-only  build, set up the venv and check that it imports what the check needs
 #
 # Everything it makes lives under $W2S_VK_WORK (default ~/.cache/w2s-gguf-vulkan),
 # never in the repository: unpacked headers, the wheel (about 78 MB; building it
@@ -77,10 +78,23 @@ if ! "$VENV/bin/python" -c 'import llama_cpp, sys; sys.exit(not llama_cpp.__file
   "$VENV/bin/python" -m pip install -q --no-deps --ignore-installed "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl
 fi
 
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+# Before the long check: the venv takes llama_cpp from its own site folder and everything else (the
+# project's dependencies, llama-cpp-python's) from the interpreter that runs this script.
+if ! "$VENV/bin/python" - "$VENV" <<'EOF'
+import sys
+import llama_cpp
+assert llama_cpp.__file__.startswith(sys.argv[1]), f"llama_cpp comes from {llama_cpp.__file__}, not the venv"
+import w2s_gguf.features.pipeline, w2s_gguf.tools.doctor, w2s_gguf.tasks  # noqa: F401
+EOF
+then
+  log "the venv $VENV cannot import what the check needs (above); delete it and rerun"; exit 2
+fi
+[ "${1:-}" = "--venv-only" ] && { log "venv ready: $VENV"; exit 0; }
+
 # 5. The check: CPU features from the normal build, then the Vulkan build against them.
 OUT="$WORK/check"
 mkdir -p "$OUT"
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 log "CPU reference features ($("$PY" -c 'import llama_cpp; print(llama_cpp.__file__)'))"
 "$PY" "$REPO/scripts/vulkan_check.py" cpu --out "$OUT"
 log "Vulkan build ($("$VENV/bin/python" -c 'import llama_cpp; print(llama_cpp.__file__)'))"
