@@ -122,3 +122,15 @@ def test_warm_run_times_reruns_that_compute_nothing(smollm2, gemma3, test_home, 
     assert run["computed"] == [{"smollm2-135m": 0, "gemma3-270m": 0}] * 2 and len(run["seconds"]) == 2
     text = format_warm_runs({"default run": {"seconds": [1.25, 1.75], "median": 1.5}})
     assert text.startswith("default run") and "median 1.50 s" in text and "imports included" in text
+
+
+def test_a_few_docs_whose_halves_hold_one_label_still_report_the_extraction(smollm2, monkeypatch, capsys):
+    """8 sentiment docs: one seed's half holds one label, so no head can be trained; the extraction figures
+    (which took the whole run) are printed all the same."""
+    Costs(monkeypatch, yardstick=2.0, engine=1.0)
+    code, out, err = invoke_cli(monkeypatch, capsys, "bench", "--model", "smollm2-135m", "--n-docs", "8",
+                                "--max-tokens", "64", "--rounds", "1", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["head_training_seconds"].startswith("not timed (labels are all ")
+    assert r["requests"][0]["ratio"] == 2.0 and r["n_docs"] == 8
