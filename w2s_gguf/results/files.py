@@ -99,7 +99,26 @@ def _upgrade(data: dict) -> dict:
         if isinstance(settings, dict) and "losses" in settings:
             settings["methods"] = settings.pop("losses")
         data["schema_version"] = 2
+    if data["schema_version"] == 2:
+        for pair in data.get("pairs") or []:
+            if not isinstance(pair, dict):
+                continue  # from_json names the problem
+            for summaries in (pair.get("summary"), pair.get("sklearn_summary")):
+                for s in (summaries or {}).values():
+                    if isinstance(s, dict):  # the median's bootstrap interval is not Fieller's interval of pgr
+                        s["pgr_median_ci"], s["pgr_ci"] = s.get("pgr_ci"), None
+                        _rename(s, "misfit_train_mean", "disagree_train_mean")
+            for seed in pair.get("per_seed") or []:
+                for score in ((seed.get("transfer") if isinstance(seed, dict) else None) or {}).values():
+                    if isinstance(score, dict):
+                        _rename(score, "misfit_train", "disagree_train")
+        data["schema_version"] = 3
     return data
+
+
+def _rename(d: dict, old: str, new: str) -> None:
+    if old in d:
+        d[new] = d.pop(old)
 
 
 # ---------------------------------------------------------------- files

@@ -66,6 +66,7 @@ class TaskData:
     prompt_version: str
     skipped: dict[str, int]
     balanced: bool
+    n_test_available: int | None = None  # about how many test docs the task could supply (with these train docs)
 
     @property
     def positive_rate_train(self) -> float:
@@ -87,6 +88,7 @@ class TaskData:
             "balanced": self.balanced,
             "skipped": dict(self.skipped),
             "docs_sha256": docs_fingerprint(self.train, self.test),
+            "n_test_available": self.n_test_available,
         }
 
 
@@ -157,6 +159,8 @@ def load_task(
             raise SettingError("n_test", f"is {n_test} with n_train {n_train}, but task {name!r} has {total} docs in all "
                                          f"(no split of its own); lower them to at most {total} together")
         pools = carve_test(loaded.train + loaded.test, n_test, balance)
+    # A task without a split of its own can give every doc not used for training to test.
+    available = _most(loaded.train + loaded.test, balance) - n_train if loaded.hash_split else _most(loaded.test, balance)
     rng = np.random.default_rng(data_seed)
     train = _choose(pools[0], n_train, balance, rng, "train", name)
     test = _choose(pools[1], n_test, balance, rng, "test", name)
@@ -171,4 +175,13 @@ def load_task(
         prompt_version=task.prompt_version,
         skipped=loaded.skipped,
         balanced=balance,
+        n_test_available=max(available, len(test)),
     )
+
+
+def _most(docs: list[Doc], balance: bool) -> int:
+    """How many docs a choice from `docs` can hold (balanced: twice the smaller class)."""
+    if not balance:
+        return len(docs)
+    positives = sum(d.label for d in docs)
+    return 2 * min(positives, len(docs) - positives)
