@@ -271,6 +271,29 @@ def test_entropy_no_gradient_through_own_prediction():
     assert z.grad.tolist()[0] == pytest.approx([-0.375, 0.375])
 
 
+@pytest.mark.parametrize("progress", [0.0, 0.05, 0.1, 0.5, 1.0])
+def test_entropy_is_xent_scaled_by_one_minus_c(progress):
+    # d/dz of xent against (1-c) y + c p, p detached: p - (1-c) y - c p = (1-c)(p - y), xent's gradient
+    # times (1 - c). Adam is scale invariant, so only the L2 term changes: entropy is xent with C (1 - c).
+    gen = torch.Generator().manual_seed(1)
+    z1 = torch.randn(20, 2, generator=gen, dtype=torch.float64)
+    z2 = z1.clone().requires_grad_()
+    z1.requires_grad_()
+    y1 = torch.rand(20, generator=gen, dtype=torch.float64)
+    y = torch.stack([1 - y1, y1], dim=1)
+    entropy_loss(z1, y, progress).backward()
+    xent_loss(z2, y).backward()
+    c = 0.5 * min(1.0, progress / 0.2)
+    assert torch.allclose(z1.grad, (1 - c) * z2.grad, atol=1e-12)
+
+
+def test_the_methods_table_says_entropy_is_xent_with_a_stronger_l2():
+    from w2s_gguf.core.methods import describe
+
+    rows = {line.split()[0]: line for line in describe()}
+    assert "= xent with C x (1 - c)" in rows["entropy"] and "same gradient as xent" in rows["kl"]
+
+
 def test_window_counts_only_unsure_docs_but_divides_by_batch():
     # Docs with max p = 0.8, 0.6, 0.6, 0.8 (P0 above). Radius 0.15: unsure iff max p < 0.65,
     # docs 2 and 3 only; their xent against Y summed, divided by all 4 docs.

@@ -174,6 +174,21 @@ def test_a_one_doc_batch_hardens_to_its_own_argmax():
     assert t[0, 0].tolist() == [0.0, 1.0]
 
 
+def test_entropy_trains_the_head_xent_trains_with_c_times_one_minus_c():
+    # The gradient identity of tests/core/test_losses.py, through Adam: once c has warmed up to 0.5,
+    # entropy's head is xent's head with C x 0.5 (a stronger L2), not xent's head with the same C.
+    X, _ = synthetic(450, 32)
+    X_test, _ = synthetic(300, 32, seed=1)
+    z = (X - X.mean(axis=0)) / X.std(axis=0)
+    p1 = 1 / (1 + np.exp(-(z[:, 0] + z[:, 1])))
+    soft = np.stack([1 - p1, p1], axis=1).astype(np.float32)
+    entropy, stronger_l2, same_c = (h.predict_proba(X_test) for h in train_heads(
+        [HeadJob(X, soft, loss="entropy"), HeadJob(X, soft, C=0.01 * 0.5), HeadJob(X, soft, C=0.01)]))
+    # The warm-up (c from 0 to 0.5 over the first fifth) is the only difference: 0.005 on average here.
+    assert np.abs(entropy - stronger_l2).mean() < 0.01
+    assert np.abs(entropy - same_c).mean() > 0.04  # 0.062
+
+
 def test_no_dynamo_import():
     # torch.optim's Adam pulls in torch._dynamo at its first step (1.4 s); the stack must not.
     code = ("import sys, numpy as np; from w2s_gguf.core.stacked import HeadJob, train_heads; "
