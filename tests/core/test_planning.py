@@ -36,6 +36,10 @@ def test_when_seeds_disagree_only_more_seeds_help():
     assert plan["n_test"] is None and plan["seeds_min"] > 3 and plan["reason"] is None
     more = gap_plan(components(design, 3), threshold=0.01, power=0.8, n_seeds=plan["seeds_min"] + 3)
     assert more["n_test"] is not None
+    # The plan itself names the docs at twice the fewest seeds that could do it.
+    assert plan["more_seeds"] == 2 * plan["seeds_min"]
+    assert plan["n_test_more_seeds"] == gap_plan(components(design, 3), threshold=0.01, power=0.8,
+                                                 n_seeds=plan["more_seeds"])["n_test"]
     below = gap_plan(components(design, 3) | {"diff": 0.005}, threshold=0.01)
     assert below["n_test"] is None and "not above min_gap" in below["reason"]
 

@@ -65,7 +65,8 @@ def gap_plan(components: dict[str, Any], threshold: float, *, level: float = 0.9
 
     components: the var_seed, var_doc, var_inter, n_seeds and diff of a gap (intervals.paired_diff_ci).
     Returns n_test (None when no number of docs is enough at these seeds), n_seeds, seeds_min
-    (seeds needed with unlimited docs, None beyond MAX_SEEDS) and reason (set when no size can do it).
+    (seeds needed with unlimited docs, None beyond MAX_SEEDS), reason (set when no size can do it),
+    and where only more seeds help, n_test_more_seeds at more_seeds seeds.
     """
     seeds = int(n_seeds or components["n_seeds"])
     gap = float(components["diff"])
@@ -82,7 +83,7 @@ def gap_plan(components: dict[str, Any], threshold: float, *, level: float = 0.9
         return out
     out["seeds_min"] = _smallest(lambda k: clears(k, math.inf), 2, MAX_SEEDS)
     out["n_test"] = _smallest(lambda k: clears(seeds, k), 2, MAX_DOCS)
-    return out
+    return _with_more_seeds(out, clears)
 
 
 def pgr_components(weak_correct, strong_correct, transfer_correct) -> dict[str, Any]:
@@ -133,4 +134,14 @@ def pgr_plan(components: dict[str, Any], half_width: float = 0.1, *, level: floa
 
     out["seeds_min"] = _smallest(lambda k: half(k, math.inf) <= half_width, 2, MAX_SEEDS)
     out["n_test"] = _smallest(lambda k: half(seeds, k) <= half_width, 2, MAX_DOCS)
+    return _with_more_seeds(out, lambda k_seeds, k_docs: half(k_seeds, k_docs) <= half_width)
+
+
+def _with_more_seeds(out: dict[str, Any], ok: Callable[[int, float], bool]) -> dict[str, Any]:
+    """Where no number of docs is enough at the run's seeds: the docs needed at twice the fewest seeds
+    that could do it (at the fewest, the docs needed run off to infinity)."""
+    out["more_seeds"] = out["n_test_more_seeds"] = None
+    if out["n_test"] is None and out["seeds_min"] is not None and out["reason"] is None:
+        more = 2 * max(out["seeds_min"], out["n_seeds"])
+        out["more_seeds"], out["n_test_more_seeds"] = more, _smallest(lambda k: ok(more, k), 2, MAX_DOCS)
     return out

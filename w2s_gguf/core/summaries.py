@@ -100,8 +100,7 @@ def pair_result(settings, methods: list[str], layer: str, w: str, s: str, seeds:
                         gap=Difference(**gap), teachers=teachers)
     if not same and len(seeds) > 1:
         plan = gap_plan(gap, settings.min_gap)
-        result.gap_plan = Plan(f"gap interval above min_gap {settings.min_gap}", plan["n_seeds"], plan["n_test"],
-                               plan["seeds_min"], plan["reason"])
+        result.gap_plan = _plan(f"gap interval above min_gap {settings.min_gap}", plan)
     if sk is not None:
         rows = [TransferScore(acc=r.sklearn.transfer_acc, auroc=None, agreement=None, pgr=r.sklearn.pgr) for r in per_seed]
         sk_correct = {k: np.stack([sk[k + (seed,)].correct(y_test) for seed in seeds])
@@ -132,12 +131,17 @@ def summarize(settings, same: bool, gap: dict, rows: list[TransferScore], weak_c
         ratio, ci, reason = fieller["pgr"], fieller["ci"], fieller["reason"]
     if not same and len(rows) > 1:
         p = pgr_plan(pgr_components(weak_correct, strong_correct, transfer_correct), PGR_HALF_WIDTH, level=gap["level"])
-        plan = Plan(f"PGR interval +-{PGR_HALF_WIDTH}", p["n_seeds"], p["n_test"], p["seeds_min"], p["reason"])
+        plan = _plan(f"PGR interval +-{PGR_HALF_WIDTH}", p)
     return Summary(transfer_acc_mean=float(np.mean(accs)), transfer_acc_median=float(np.median(accs)),
                    auroc_mean=_mean([r.auroc for r in rows]), agreement_mean=_mean([r.agreement for r in rows]),
                    pgr=ratio, pgr_ci=ci, pgr_median=median, pgr_reason=reason, n_valid_seeds=per["n_valid"],
                    misfit_mean=_mean([r.misfit for r in rows]), sq_gain_mean=_mean([r.sq_gain for r in rows]),
                    disagree_train_mean=_mean([r.disagree_train for r in rows]), pgr_plan=plan)
+
+
+def _plan(target: str, plan: dict[str, Any]) -> Plan:
+    return Plan(target, **{k: plan[k] for k in ("n_seeds", "n_test", "seeds_min", "reason", "more_seeds",
+                                               "n_test_more_seeds")})
 
 
 def _mean(values: list[float | None]) -> float | None:

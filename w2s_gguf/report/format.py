@@ -50,18 +50,26 @@ def pgr_text(stats: Summary | TransferScore | None, with_ci: bool = True) -> str
 
 
 def plan_text(plan: Plan | None, available: int | None = None) -> str:
-    """'about 2,400 test docs at 5 seeds', or what stops more docs from helping: the seeds, or the docs
-    the task has."""
+    """'about 2,400 test docs at 5 seeds', or what stops more docs from helping: the seeds (then the docs
+    needed at more seeds), or the docs the task has."""
     if plan is None:
         return DASH
-    if plan.n_test is None:
-        if plan.reason:
-            return plan.reason
-        seeds = f"about {plan.seeds_min} seeds" if plan.seeds_min else "more than 1,000 seeds"
-        return f"out of reach at {plan.n_seeds} seeds however many docs: {seeds} with unlimited docs"
-    text = f"about {plan.n_test:,} test docs at {plan.n_seeds} seeds"
-    if available is not None and plan.n_test > available:
-        text += f" (the task has {available:,}: add seeds)"
+    if plan.n_test is not None:
+        return _docs(plan.n_test, plan.n_seeds, available)
+    if plan.reason:
+        return plan.reason
+    if not plan.seeds_min:
+        return f"out of reach at {plan.n_seeds} seeds however many docs, and at 1,000 seeds"
+    text = f"out of reach at {plan.n_seeds} seeds however many docs (needs at least {plan.seeds_min} seeds)"
+    if plan.more_seeds and plan.n_test_more_seeds:
+        text += f"; {_docs(plan.n_test_more_seeds, plan.more_seeds, available)}"
+    return text
+
+
+def _docs(n_test: int, n_seeds: int, available: int | None) -> str:
+    text = f"about {n_test:,} test docs at {n_seeds} seeds"
+    if available is not None and n_test > available:
+        text += f", more than the {available:,} the task has"
     return text
 
 

@@ -98,7 +98,9 @@ class Plan:
     n_seeds: int
     n_test: int | None
     seeds_min: int | None = None  # seeds that reach the target with unlimited test docs
-    reason: str | None = None
+    reason: str | None = None  # set where no size reaches it (the observed gap is not above the threshold)
+    more_seeds: int | None = None  # where only more seeds help: n_test_more_seeds test docs at more_seeds seeds
+    n_test_more_seeds: int | None = None
 
 
 @dataclass
