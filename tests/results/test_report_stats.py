@@ -4,6 +4,7 @@ planning line, which half a ceiling came from, and older files still reported as
 from __future__ import annotations
 
 import dataclasses
+import json
 import importlib.util
 from pathlib import Path
 
@@ -89,3 +90,16 @@ def test_older_files_still_report_their_median_and_its_old_interval():
     assert "0.595 [0.256, 0.672]" in report_markdown(results)
     v2 = load_results(FIXTURES / "results_v2").pairs[0].summary["logconf"]
     assert v2.disagree_train_mean is not None  # its misfit_train: the 0-1 disagreement with the weak labels
+
+
+def test_a_schema_3_file_with_the_old_statistics_reads_its_median_as_the_median(tmp_path):
+    # The text-only baseline reached schema 3 before these statistics did: such a file keeps the v2
+    # summaries (pgr_mean, misfit_train_mean, pgr_ci of the median) and must not pass that interval off
+    # as Fieller's interval of the ratio of means.
+    data = json.loads((FIXTURES / "results_v2" / "results.json").read_text())
+    data["schema_version"] = 3
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    s = load_results(tmp_path).pairs[0].summary["logconf"]
+    old = data["pairs"][0]["summary"]["logconf"]
+    assert s.pgr is None and s.pgr_ci is None and s.pgr_median_ci == old["pgr_ci"]
+    assert s.disagree_train_mean == old["misfit_train_mean"]

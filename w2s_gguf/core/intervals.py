@@ -77,7 +77,8 @@ def var_of_mean(ms_seed: float, ms_doc: float, ms_inter: float, n_seeds: int, n_
 
         S N Var_hat = max(MS_seed + MS_doc - MS_inter, MS_inter)
         df = (S N Var_hat)^2 / (MS_seed^2 / (S-1) + MS_doc^2 / (N-1) + MS_inter^2 / ((S-1)(N-1)))
- With one seed the seed component cannot be estimated: the variance is
+
+    With one seed the seed component cannot be estimated: the variance is
     MS_doc / N (new docs, this seed only), df N - 1; with one doc, symmetrically, MS_seed / S.
     """
     if n_seeds == 1 and n_test == 1:
@@ -148,6 +149,23 @@ def paired_diff_ci(correct_a, correct_b, *, level: float = 0.95, threshold: floa
             "covers": NEW_SEEDS_AND_DOCS if comp["n_seeds"] > 1 else NEW_DOCS_ONE_SEED,
             "n_seeds": comp["n_seeds"], "n_test": comp["n_test"],
             **{k: _finite(comp[k]) for k in ("var_seed", "var_doc", "var_inter")}}
+
+
+def accuracy_ci(correct, level: float = 0.95) -> dict[str, Any]:
+    """Mean accuracy over seeds and test docs with the interval paired_diff_ci uses for differences.
+
+    correct: (n_seeds, n_test) 0/1. mean +- t_df se from the two-way variance components of the
+    matrix itself (module docstring): it covers new seeds and new test docs (with one seed, new test
+    docs for that seed: se^2 = the docs' sample variance / N). Returns acc, ci, level, se, df, covers.
+    """
+    x = np.asarray(correct, dtype=np.float64)
+    if x.ndim != 2 or 0 in x.shape:
+        raise ValueError(f"correctness must be a non-empty (n_seeds, n_test) matrix, got shape {x.shape}")
+    comp = variance_components(x)
+    mean, se, df = comp["mean"], comp["se"], comp["df"]
+    half = t_quantile(0.5 + level / 2, df) * se if se > 0 else 0.0
+    return {"acc": mean, "ci": [mean - half, mean + half], "level": level, "se": se, "df": _finite(df),
+            "covers": NEW_SEEDS_AND_DOCS if comp["n_seeds"] > 1 else NEW_DOCS_ONE_SEED}
 
 
 def holm(p_values: dict[str, float], alpha: float = 0.05) -> dict[str, bool]:

@@ -6,6 +6,7 @@ import textwrap
 
 from ..results import Difference, PairResult, Results
 from .format import DASH, PGR_RULE, ci_text, f3, methods_of, pair_label, pgr_text, plan_text, sklearn_checked
+from .text_only import text_only_line
 
 WIDTH = 100
 HOLM_NOTE = "* = differs from xent after Holm's correction over the pair's methods (family-wise 5%)"
@@ -43,6 +44,7 @@ def summary_table(results: Results) -> str:
     lines += ["accuracies: mean over seeds; agree: with the weak teacher on test; misfit: mean squared",
               "distance of P(1) to the student's teacher on test (Charikar et al.); vs xent: paired difference;",
               HOLM_NOTE]
+    lines += textwrap.wrap(text_only_line(results) or "", width=WIDTH, subsequent_indent="  ")
     if not results.pairs:
         return "\n".join(lines + ["", "no weak/strong pairs in this run"])
     checked = sklearn_checked(results)
@@ -54,7 +56,7 @@ def summary_table(results: Results) -> str:
         lines += ["", f"{pair_label(pair, results, '->')}   weak {f3(pair.weak_acc)}   strong {f3(pair.strong_acc)}{half}"
                       f"{gap}",
                   f"  {'method':<{width}} {'transfer':>8} {'AUROC':>6} {'agree':>6} {'misfit':>6} {'vs xent':<23} "
-                  + (f"{'sklearn':>7}  " if checked else "") + "PGR [95% CI]"]
+                  + (f"{'sklearn':>7} " if checked else "") + "PGR [95% CI]"]
         sk = pair.sklearn_summary or {}
         # One reason shared by every method (a gap that cannot be told from zero, a self pair): say it once.
         nulls = [pair.summary[m].pgr_reason for m in methods if pgr_text(pair.summary[m]).startswith("n/a")]
@@ -68,7 +70,7 @@ def summary_table(results: Results) -> str:
             sk_pgr = pgr_text(sk[method], with_ci=False) if method in sk else DASH
             sk_pgr = "n/a" if sk_pgr.startswith("n/a") else sk_pgr
             row = (f"  {method:<{width}} {f3(s.transfer_acc_mean):>8} {f3(s.auroc_mean):>6} {f3(s.agreement_mean):>6} "
-                   f"{f3(s.misfit_mean):>6} {diff_text(s.vs_xent):<23} " + (f"{sk_pgr:>7}  " if checked else ""))
+                   f"{f3(s.misfit_mean):>6} {diff_text(s.vs_xent):<23} " + (f"{sk_pgr:>7} " if checked else ""))
             # Long reasons wrap under the PGR column so the table stays within 100 columns.
             text = "n/a (above)" if shared and len(methods) > 1 else pgr_text(s)
             lines += textwrap.wrap(row + text, width=WIDTH, subsequent_indent=" " * len(row))

@@ -21,7 +21,7 @@ from ..errors import W2SError
 from .schema import KIND, RESULTS_NAME, SCHEMA_VERSION, Results
 
 _FIRST = ("schema_version", "kind", "created", "command", "settings", "task", "models", "versions",
-          "ground_truth", "pairs", "timings")
+          "text_baseline", "ground_truth", "pairs", "timings")
 
 
 def to_json(obj: Any) -> Any:
@@ -99,7 +99,9 @@ def _upgrade(data: dict) -> dict:
         if isinstance(settings, dict) and "losses" in settings:
             settings["methods"] = settings.pop("losses")
         data["schema_version"] = 2
-    if data["schema_version"] == 2:
+    # A schema-3 file written before the statistics moved to schema 3 (the text-only baseline came first)
+    # still has the schema-2 summaries: reshape it as one.
+    if data["schema_version"] == 2 or (data["schema_version"] == 3 and _old_statistics(data)):
         for pair in data.get("pairs") or []:
             if not isinstance(pair, dict):
                 continue  # from_json names the problem
@@ -114,6 +116,13 @@ def _upgrade(data: dict) -> dict:
                         _rename(score, "misfit_train", "disagree_train")
         data["schema_version"] = 3
     return data
+
+
+def _old_statistics(data: dict) -> bool:
+    """Whether a file's summaries are schema 2's (pgr_mean, misfit_train_mean) rather than this schema's."""
+    return any(isinstance(s, dict) and ("pgr_mean" in s or "misfit_train_mean" in s)
+               for pair in data.get("pairs") or [] if isinstance(pair, dict)
+               for summaries in (pair.get("summary"), pair.get("sklearn_summary")) for s in (summaries or {}).values())
 
 
 def _rename(d: dict, old: str, new: str) -> None:

@@ -13,6 +13,7 @@ Schema history:
      settle the gap and PGR); ensemble rows (PairResult.teachers); GroundTruth.half; a v2 file's
      pgr_ci (a bootstrap interval of the median) is read as pgr_median_ci, its misfit_train as
      disagree_train (against the weak labels), its misfit_test (1 - agreement) is dropped
+     text_baseline (a logistic regression on the docs' text alone, with accuracy_ci's interval)
 """
 
 from __future__ import annotations
@@ -179,6 +180,18 @@ class TaskInfo:
 
 
 @dataclass
+class TextBaseline:
+    """A logistic regression on the docs' text alone (core/text_baseline.py), trained on half A of each
+    seed and scored on the run's test docs: what a probe could get from the words, without any model."""
+
+    per_seed: list[SeedScore]
+    acc_mean: float
+    ci: list[float]  # t interval over new seeds and new test docs (core.intervals.accuracy_ci)
+    level: float = 0.95
+    settings: dict[str, Any] = field(default_factory=dict)  # features, classifier and version
+
+
+@dataclass
 class ModelInfo:
     """A model file and what extracting its features cost in this run."""
 
@@ -214,6 +227,7 @@ class Results:
     pairs: list[PairResult]
     versions: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    text_baseline: TextBaseline | None = None  # absent in schema-2 files
     created: str = ""
     command: str = ""
     schema_version: int = SCHEMA_VERSION
