@@ -41,6 +41,7 @@ def test_when_seeds_disagree_only_more_seeds_help():
     assert plan["n_test_more_seeds"] == gap_plan(components(design, 3), threshold=0.01, power=0.8,
                                                  n_seeds=plan["more_seeds"])["n_test"]
     below = gap_plan(components(design, 3) | {"diff": 0.005}, threshold=0.01)
+    assert below["more_seeds"] is None and below["n_test_more_seeds"] is None
     assert below["n_test"] is None and "not above min_gap" in below["reason"]
 
 

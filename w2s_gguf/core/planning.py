@@ -77,7 +77,8 @@ def gap_plan(components: dict[str, Any], threshold: float, *, level: float = 0.9
         se, df = projected_se(vs, vd, vi, k_seeds, k_docs)
         return se == 0 or (gap - threshold) / se >= t_quantile(q, df) + z
 
-    out: dict[str, Any] = {"n_test": None, "n_seeds": seeds, "seeds_min": None, "reason": None}
+    out: dict[str, Any] = {"n_test": None, "n_seeds": seeds, "seeds_min": None, "reason": None,
+                           "more_seeds": None, "n_test_more_seeds": None}
     if gap <= threshold:
         out["reason"] = f"the observed gap {gap:+.3f} is not above min_gap {threshold}: no size clears it"
         return out
@@ -115,7 +116,8 @@ def pgr_plan(components: dict[str, Any], half_width: float = 0.1, *, level: floa
     seeds = int(n_seeds or components["n_seeds"])
     c_seed, c_doc, c_inter = (np.asarray(components[k], dtype=np.float64) for k in ("cov_seed", "cov_doc", "cov_inter"))
     gain, gap = float(components["gain"]), float(components["gap"])
-    out: dict[str, Any] = {"n_test": None, "n_seeds": seeds, "seeds_min": None, "reason": None}
+    out: dict[str, Any] = {"n_test": None, "n_seeds": seeds, "seeds_min": None, "reason": None,
+                           "more_seeds": None, "n_test_more_seeds": None}
     if not gap > 0:
         out["reason"] = "the observed gap is not positive"
         return out
