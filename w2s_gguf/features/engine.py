@@ -7,6 +7,8 @@ vector of each sequence.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
 import time
@@ -36,6 +38,42 @@ def batch_tokens(max_tokens: int, gpu_offload: bool = False) -> int:
 
 
 _warned: set[str] = set()
+
+
+@functools.cache
+def cpu_amx_matmuls() -> bool:
+    """Whether this llama.cpp build multiplies with the CPU's AMX tiles (built natively on Sapphire Rapids or newer)."""
+    import llama_cpp
+
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
+@contextlib.contextmanager
+def safe_weight_buffers():
+    """Load models inside this block with llama.cpp's extra CPU weight buffers off where the build has AMX.
+
+    Its AMX matmul segfaults on the first decode of these models (llama.cpp#20824, seen here on a
+    Sapphire Rapids VM with SmolLM2 Q4_1 and gemma-3 Q4_K_M); without the extra buffers the weights stay
+    in the ordinary CPU buffer and the plain kernels run. `Llama()` takes no argument for this field of
+    llama_model_params, so its defaults are changed for the duration of the load.
+    """
+    if not cpu_amx_matmuls():
+        yield
+        return
+    import llama_cpp.llama as high_level
+
+    original = high_level.llama_cpp.llama_model_default_params
+
+    def defaults():
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    high_level.llama_cpp.llama_model_default_params = defaults
+    try:
+        yield
+    finally:
+        high_level.llama_cpp.llama_model_default_params = original
 
 
 def warn_once(message: str) -> None:
@@ -70,7 +108,7 @@ class Embedder:
         # One batch's tokens: batch_tokens (2048 on a GPU), or one text of up to max_tokens alone.
         self.n_ctx = context = max(max_tokens, self.batch_tokens)
         try:
-            with quiet_llama_logs():
+            with quiet_llama_logs(), safe_weight_buffers():
                 # n_ctx = n_batch = n_ubatch: a batch is decoded in one pass, and one text fits in it.
                 self.llm = llama_cpp.Llama(
                     model_path=str(model.path), embedding=True, pooling_type=pooling_type,
