@@ -68,6 +68,38 @@ def offline_hub():
         yield
 
 
+def wait_for_line(proc, text: str, stream: str = "stderr", limit: float = 600) -> str:
+    """Read a child process's stderr (or stdout) until a line containing `text`; fail if it ends first.
+
+    `limit` only keeps a broken build from hanging the suite (a reader thread
+    gives up then); no test passes or fails by how fast the child is.
+    """
+    import queue
+    import threading
+
+    lines: queue.Queue = queue.Queue()
+    seen: list[str] = []
+
+    def read() -> None:
+        for line in getattr(proc, stream):
+            lines.put(line)
+            if text in line:
+                return
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    while True:
+        try:
+            line = lines.get(timeout=limit)
+        except queue.Empty:
+            raise AssertionError(f"no line with {text!r} within the {limit:.0f} s safety limit:\n{''.join(seen)[-2000:]}") from None
+        if line is None:
+            raise AssertionError(f"the process ended (exit {proc.wait()}) without saying {text!r}:\n{''.join(seen)[-2000:]}")
+        if text in line:
+            return line
+        seen.append(line)
+
+
 def invoke_cli(monkeypatch, capsys, *args):
     """Run `w2s-gguf ARGS` in-process: (exit code, stdout, stderr)."""
     from w2s_gguf import cli
