@@ -105,9 +105,14 @@ def test_ctrl_c_says_how_to_resume_and_exits_130(smollm2, reference, tmp_path, s
     home, fifo = tmp_path / "home", tmp_path / "hold"
     os.mkfifo(fifo)
     proc = start(embed_cmd(smollm2.path, tmp_path / "out.npy"), home, f"shard:1:hold:{fifo}", sigint_ignored)
-    wait_for_line(proc, "test hook: hold after shard 1")  # one shard on disk, the run is mid-extraction
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    try:
+        wait_for_line(proc, "test hook: hold after shard 1")  # one shard on disk, the run is mid-extraction
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:  # a lost Ctrl-C must not leave the run held on the pipe
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 130, stderr
     assert "run the same command again to resume" in stderr and "Traceback" not in stderr
     assert f"interrupted while embedding with {smollm2.path.stem}: " in stderr
@@ -126,14 +131,21 @@ def test_two_runs_at_once_on_one_cache_agree_and_compute_each_doc_once(smollm2, 
     os.mkfifo(fifo)
     # The first run takes the extraction lock and is held after its first shard, lock still in hand.
     first = start(embed_cmd(smollm2.path, tmp_path / "out0.npy"), home, f"shard:1:hold:{fifo}")
-    wait_for_line(first, "test hook: hold after shard 1")
-    # The second starts while the first holds the lock: it must say it waits, and wait.
-    second = start(embed_cmd(smollm2.path, tmp_path / "out1.npy"), home)
-    line = wait_for_line(second, "waiting for another run")
-    assert line.strip() == f"[w2s-gguf] waiting for another run that is embedding with {smollm2.path.stem} on this cache"
-    assert second.poll() is None and len(shards(home)) == 1  # still waiting; nothing beyond the first's shard
-    release(fifo)
-    outputs = [p.communicate(timeout=600) for p in (first, second)]
+    second = None
+    try:
+        wait_for_line(first, "test hook: hold after shard 1")
+        # The second starts while the first holds the lock: it must say it waits, and wait.
+        second = start(embed_cmd(smollm2.path, tmp_path / "out1.npy"), home)
+        line = wait_for_line(second, "waiting for another run")
+        assert line.strip() == f"[w2s-gguf] waiting for another run that is embedding with {smollm2.path.stem} on this cache"
+        assert second.poll() is None and len(shards(home)) == 1  # still waiting; nothing beyond the first's shard
+        release(fifo)
+        outputs = [p.communicate(timeout=600) for p in (first, second)]
+    finally:  # a failed check must not leave a run held on the pipe
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert [p.returncode for p in (first, second)] == [0, 0], [err for _, err in outputs]
     computed = [int(out.split("computed ")[1].split(" ")[0]) for out, _ in outputs]
     assert computed == [N_DOCS, 0]  # the second read every doc from the first one's shards

@@ -81,8 +81,8 @@ CHILD = textwrap.dedent("""
             reports.write(folder, load_results(folder))
         if mode == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
-        print("waiting", flush=True)
-        try:
+        try:  # "waiting" inside the try: a Ctrl-C right after the test reads it still lands here
+            print("waiting", flush=True)
             sys.stdin.readline()  # the test never writes: only Ctrl-C ends this
         except KeyboardInterrupt:
             reports.write(folder, load_results(folder))
@@ -136,13 +136,18 @@ def test_ctrl_c_while_the_helper_is_still_starting_is_ignored_by_it(tmp_path):
     fifo = tmp_path / "hold"
     os.mkfifo(fifo)
     proc = start_child(results_folder(tmp_path, "run"), "starting", f"report-helper:0:hold:{fifo}")
-    pid = int(proc.stdout.readline())
-    assert proc.stdout.readline() == "waiting\n"
-    wait_for_line(proc, "test hook: hold after report-helper 0")  # at its first line: it cannot ignore SIGINT yet
-    held = os.open(fifo, os.O_WRONLY)  # returns once the helper has opened its end: it waits on us
-    os.killpg(proc.pid, signal.SIGINT)
-    os.close(held)  # let it go on: it must carry on as if the Ctrl-C had come after it started
-    out, err = proc.communicate(timeout=120)
+    try:
+        pid = int(proc.stdout.readline())
+        assert proc.stdout.readline() == "waiting\n"
+        wait_for_line(proc, "test hook: hold after report-helper 0")  # at its first line: it cannot ignore SIGINT yet
+        held = os.open(fifo, os.O_WRONLY)  # returns once the helper has opened its end: it waits on us
+        os.killpg(proc.pid, signal.SIGINT)
+        os.close(held)  # let it go on: it must carry on as if the Ctrl-C had come after it started
+        out, err = proc.communicate(timeout=120)
+    finally:  # a failed check must not leave the group behind
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert out == "helper\n", "the helper died of the Ctrl-C instead of ignoring it"
