@@ -190,6 +190,11 @@ def test_a_request_no_node_can_hold_is_found_before_anything_starts():
     assert describe(gpu) == "1 GPU, 1 CPU" and describe(NODE["Resources"]) == "2 CPUs"
 
 
+def reserved(ray) -> list[str]:
+    """The states of the placement groups not removed (pending or holding resources)."""
+    return [g["state"] for g in ray.util.placement_group_table().values() if g["state"] != "REMOVED"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("bundle, named", [({"GPU": 1.0, "CPU": 1.0}, "1 GPU, 1 CPU"), ({"CPU": 3.0}, "3 CPUs")],
                          ids=["a-gpu", "more-cpus"])
@@ -204,8 +209,7 @@ def test_workers_the_cluster_cannot_hold_fail_at_once_with_one_line(cluster, bun
             reserve(ray, [bundle], [None], "worker", timeout=3600)  # refused before any waiting
         assert str(exc.value).startswith(f"no node of the Ray cluster has {named} for a worker (its nodes have: 2 CPUs)")
         assert "\n" not in str(exc.value)
-        assert ray.util.placement_group_table() == {} or all(
-            g["state"] == "REMOVED" for g in ray.util.placement_group_table().values())  # nothing left reserved
+        assert not reserved(ray)  # nothing was reserved
     finally:
         ray.shutdown()
 
@@ -244,10 +248,12 @@ def test_a_busy_cluster_fails_after_the_stated_time_naming_what_could_not_start(
         assert str(error).startswith("the Ray cluster could not make room for 2 CPU worker(s) of 1 CPU each within 2 s "
                                      "(free now: nothing; in total: 2 CPUs)"), error
         assert "\n" not in str(error)
+        assert not reserved(ray), "the reservation that timed out was left waiting for the CPUs"
         ray.kill(hog)
         # Room again: the same call now runs, and gives the local features.
         result = embed_texts_ray(smollm2, texts[:16], address=cluster, cache_root=tmp_path, **SETTINGS)
         assert result.n_computed == 16
+        assert not reserved(ray)  # the workers' reservation ends with them
     finally:
         ray.shutdown()
 
