@@ -19,7 +19,7 @@ TEST_HOME = Path(os.environ.get("W2S_GGUF_TEST_HOME", str(REPO / ".cache-test"))
 os.environ["W2S_GGUF_HOME"] = str(TEST_HOME)
 
 
-REAL_MODEL_FIXTURES = {"smollm2", "gemma3"}
+REAL_MODEL_FIXTURES = {"smollm2", "gemma3", "smollm2_q4_0"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -47,6 +47,28 @@ def gemma3(test_home):
     from w2s_gguf.models import ensure_model, load_registry
 
     return ensure_model(load_registry()["gemma3-270m"])
+
+
+@pytest.fixture(scope="session")
+def smollm2_q4_0(smollm2, test_home) -> Path:
+    """A third real model: SmolLM2 requantized by llama.cpp to Q4_0 (a different file with slightly different
+    features, for runs with two weak models), made once in the test cache (~4 s)."""
+    import ctypes
+
+    import llama_cpp
+
+    path = test_home / "derived" / "smollm2-q4_0.gguf"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.allow_requantize, params.ftype, params.nthread = True, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0, 2
+        from w2s_gguf.common.llama_logs import quiet_llama_logs
+
+        with quiet_llama_logs():
+            assert llama_cpp.llama_model_quantize(str(smollm2.path).encode(), str(tmp).encode(), ctypes.byref(params)) == 0
+        os.replace(tmp, path)
+    return path
 
 
 @pytest.fixture(scope="session")
