@@ -22,22 +22,22 @@ def shape(value, path=""):
     return {path: "number" if isinstance(value, (int, float)) and not isinstance(value, bool) else type(value).__name__}
 
 
-def test_the_v2_fixture_is_what_the_real_writer_writes(tmp_path):
+def test_the_v3_fixture_is_what_the_real_writer_writes(tmp_path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("make_results_v2", FIXTURES / "make_results_v2.py")
+    spec = importlib.util.spec_from_file_location("make_results_v3", FIXTURES / "make_results_v3.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     written = json.loads(write_results(tmp_path, module.build()).read_text())
-    checked_in = json.loads((FIXTURES / "results_v2" / "results.json").read_text())
+    checked_in = json.loads((FIXTURES / "results_v3" / "results.json").read_text())
     # Same keys with the same types: a writer change that alters the file must regenerate the fixture
-    # (python tests/fixtures/make_results_v2.py) and, if readers must change too, bump SCHEMA_VERSION.
+    # (python tests/fixtures/make_results_v3.py) and, if readers must change too, bump SCHEMA_VERSION.
     # Numbers may move in the last bits across torch builds, so they are not compared.
     assert shape(written) == shape(checked_in)
-    assert written["schema_version"] == SCHEMA_VERSION == 2
+    assert written["schema_version"] == SCHEMA_VERSION == 3
 
 
-@pytest.mark.parametrize("version", ["results_v1", "results_v2"])
+@pytest.mark.parametrize("version", ["results_v1", "results_v2", "results_v3"])
 def test_every_fixture_loads_into_the_current_schema(version, tmp_path):
     results = load_results(FIXTURES / version)
     assert isinstance(results, Results) and results.schema_version == SCHEMA_VERSION

@@ -2,7 +2,8 @@
 
 The protocol itself runs on arrays (`protocol.run_protocol`); this module
 only gathers its inputs and writes its outputs: results.json (the schema in
-`results`) and predictions.npz (every head's test probabilities, numpy).
+`results`) and predictions.npz (every head's test probabilities, numpy,
+and the text-only baseline's as "text_baseline|SEED").
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..core.protocol import run_protocol
 from ..results import ModelInfo, Results, TaskInfo, refuse_newer_results, write_results
 from ..common.storage import atomic_write_bytes, check_writable_dir
 from ..tasks import TaskData, load_task
+from .text_baseline import text_baseline
 
 __all__ = ["ExperimentConfig", "run_experiment", "library_versions"]
 PREDICTIONS_NAME = "predictions.npz"
@@ -70,6 +72,11 @@ def run_experiment(
         pairs += outcome.pairs
         predictions.update(outcome.predictions)
         head = outcome.head
+    baseline_start = time.perf_counter()
+    seeds = list(range(config.seeds))
+    baseline, baseline_proba = text_baseline(data, seeds, cache_root, log)  # the same halves and test docs
+    predictions.update({f"text_baseline|{seed}": np.column_stack([1 - p, p]) for seed, p in zip(seeds, baseline_proba)})
+    baseline_seconds = time.perf_counter() - baseline_start
     results = Results(
         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         command=command or "",
@@ -80,10 +87,12 @@ def run_experiment(
         versions=library_versions(),
         ground_truth=ground_truth,
         pairs=pairs,
+        text_baseline=baseline,
     )
     results.timings = {
         "extraction_seconds": round(extraction_seconds, 3),
-        "training_seconds": round(time.perf_counter() - train_start, 3),
+        "training_seconds": round(time.perf_counter() - train_start - baseline_seconds, 3),
+        "text_baseline_seconds": round(baseline_seconds, 3),
         "total_seconds": round(time.perf_counter() - start, 3),
     }
     atomic_write_bytes(out / PREDICTIONS_NAME, _npz_bytes(predictions))

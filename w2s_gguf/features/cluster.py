@@ -29,12 +29,14 @@ from typing import Callable
 
 import numpy as np
 
+from .capture import LayerEmbedder
 from .pipeline import (DEFAULT_MAX_TOKENS, DEFAULT_SHARD_DOCS, Embedder, EmbeddingResult, EmbeddingStore,
-                         ExtractionInterrupted, StoreSettings, batch_tokens, extraction_lock, plan_batches, text_key)
+                       ExtractionInterrupted, StoreSettings, batch_tokens, extraction_lock, plan_batches, text_key)
 from ..common.llama_logs import quiet_llama_logs
 from .ray_schedule import in_group, reserve
 from ..errors import W2SError
 from ..models import ModelEntry, ResolvedModel
+from .layers import LAST
 
 MAX_RESTARTS = 3  # a dead actor process is restarted this often (model reloaded) ...
 MAX_TASK_RETRIES = 3  # ... and its unfinished shards are sent again this often
@@ -89,7 +91,7 @@ class EmbedWorker:
         self.error = None
         try:  # an error here is kept and raised by every call: a failed __init__ would read as a crash
             model = ensure_model(spec) if isinstance(spec, ModelEntry) else resolve_model(spec)
-            self.embedder = Embedder(model, pooling, max_tokens, n_gpu_layers, n_threads)
+            self.embedder = LayerEmbedder(model, pooling, max_tokens, [LAST], n_gpu_layers, n_threads)  # the local engine
         except W2SError as exc:
             self.error = f"{exc} (on Ray worker {self.node})"
             return
@@ -103,7 +105,7 @@ class EmbedWorker:
 
     def embed(self, batches: list[list[list[int]]]) -> dict:
         self.ready()
-        vectors = np.concatenate([self.embedder.embed_batch(batch) for batch in batches])
+        vectors = np.concatenate([self.embedder.embed_batch(batch)[:, 0] for batch in batches])
         return {**self.meta, "vectors": vectors}
 
 

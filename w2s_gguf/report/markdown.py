@@ -7,6 +7,7 @@ from dataclasses import asdict
 from ..results import ModelInfo, Results, TaskInfo
 from .format import DASH, ci_text, f3, md_table, methods_of, pair_label, pgr_text, sklearn_checked
 from .table import diff_text
+from .text_only import text_only_section
 
 ACCURACY_PNG = "accuracy.png"
 PGR_PNG = "pgr.png"
@@ -24,6 +25,7 @@ def report_markdown(results: Results) -> str:
         f"# w2s-gguf report: {results.task.name}",
         f"Created {results.created or DASH} by `{results.command or DASH}`.",
         "## Summary\n\n" + _summary(results),
+        "## Text-only baseline\n\n" + text_only_section(results),
         "\n\n".join(f"![{name[:-4]}]({name})" for name in figure_names(results)),
         "## How to read PGR\n\n" + _pgr_note(results),
         "## Ground truth (each model on true labels)\n\n" + _ground_truth(results),
