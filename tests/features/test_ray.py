@@ -136,6 +136,7 @@ DRIVER = textwrap.dedent("""
     from w2s_gguf.features.cluster import embed_texts_ray
 
     texts_file, address, cache, stop_after, sig = sys.argv[1:]
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a Ctrl-C as in a terminal, even if started ignoring it
 
     def stop(info):
         if info["shard"] + 1 == int(stop_after):
@@ -315,7 +316,9 @@ def test_a_worker_with_another_model_file_is_refused_naming_its_node(tmp_path):
 
 
 def test_embed_with_ray_from_the_command_line_equals_a_local_export(smollm2, cluster, tmp_path):
-    from test_run_cli import w2s
+    def w2s(*args, home):  # the CLI in a fresh process, this checkout's package first
+        return subprocess.run([sys.executable, "-m", "w2s_gguf.cli", *args], capture_output=True, text=True,
+                              env={**worker_env(), "W2S_GGUF_HOME": str(home)})
 
     args = ["embed", "--model", str(smollm2.path), "--task", "sentiment", "--split", "test", "--n", "24",
             "--max-tokens", "128", "--threads", "1", "--no-progress"]
