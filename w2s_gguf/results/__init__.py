@@ -10,9 +10,11 @@ May import: errors, common.
 
 from .files import check_version, from_json, load_results, refuse_newer_results, results_path, to_json, write_results
 from .schema import (KIND, RESULTS_NAME, SCHEMA_VERSION, Difference, GroundTruth, ModelInfo, PairResult, PairSeed,
-                     Results, SeedScore, SklearnPairSeed, SklearnScores, Summary, TaskInfo, TextBaseline, TransferScore)
+                     Plan, Results, SeedScore, SklearnPairSeed, SklearnScores, Summary, TaskInfo, TextBaseline,
+                     TransferScore)
 
 __all__ = ["KIND", "RESULTS_NAME", "SCHEMA_VERSION", "Difference", "GroundTruth", "ModelInfo", "PairResult", "PairSeed",
-           "Results", "SeedScore", "SklearnPairSeed", "SklearnScores", "Summary", "TaskInfo", "TextBaseline", "TransferScore",
+           "Plan", "Results", "SeedScore", "SklearnPairSeed", "SklearnScores", "Summary", "TaskInfo", "TextBaseline",
+           "TransferScore",
            "check_version", "from_json", "load_results", "refuse_newer_results", "results_path", "to_json",
            "write_results"]
