@@ -397,11 +397,12 @@ def test_pgr_plot_draws_medians_intervals_and_every_seed():
 def test_misfit_plot_draws_each_seeds_misfit_against_its_gain():
     from w2s_gguf.report import misfit_figure
 
-    results = load_results(Path(__file__).parents[1] / "fixtures" / "results_v2")
+    results = load_results(Path(__file__).parents[1] / "fixtures" / "results_v3")
     ax = misfit_figure(results).axes[0]
-    expected = sorted((sc.misfit_train, sc.acc - sd.weak_acc) for p in results.pairs for sd in p.per_seed
+    expected = sorted((sc.misfit, sc.sq_gain) for p in results.pairs if p.weak != p.strong for sd in p.per_seed
                       for sc in sd.transfer.values())
-    assert len(expected) == 9 and same_points(marker_points(ax), expected)
+    assert expected and all(None not in point for point in expected)
+    assert same_points(marker_points(ax), expected)
 
 
 def test_accuracy_plot_has_weak_lines_and_diagonal():
