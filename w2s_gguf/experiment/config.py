@@ -45,6 +45,8 @@ class ExperimentConfig:
     layers: list[str] = field(default_factory=lambda: ["last"])  # last, middle, all, block N, fraction of depth
     store_dtype: str = "float32"
     ray: str | None = None  # a Ray cluster address ("auto", "host:port", "ray://host:10001") for extraction
+    prompting: bool = False  # prompting baselines (zero- and k-shot) and label-efficiency curves beside the probes
+    shots: int = 5  # demonstrations per few-shot prompt; 0 = zero-shot only
 
     def protocol(self) -> ProtocolSettings:
         names = {f.name for f in fields(ProtocolSettings)}
@@ -73,6 +75,10 @@ class ExperimentConfig:
                                       "drop --ray, or extract the layers locally")
         if self.store_dtype not in STORE_DTYPES:
             raise SettingError("store_dtype", f"must be float32 or float16 (got {self.store_dtype!r})")
+        if isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots < 0:
+            raise SettingError("shots", f"must be 0 (zero-shot only) or a positive number of demonstrations (got {self.shots!r})")
+        if self.shots != 5 and not self.prompting:
+            raise SettingError("shots", "only applies to the prompting baselines; add --prompting")
         self.protocol().validate(len(self.models))
 
     def to_json(self) -> dict[str, Any]:

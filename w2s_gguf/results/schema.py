@@ -6,6 +6,7 @@ field added here is written and read with no other change).
 Schema history:
   1  ground_truth keyed by model name; settings.losses; no layers
   2  ground_truth and pairs are lists, each with its feature layer; settings.methods
+  3  optional blocks added with defaults (older files load unchanged): prompting (--prompting)
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 2
+from .prompting import Prompting
+
+SCHEMA_VERSION = 3
 KIND = "w2s-gguf results"
 RESULTS_NAME = "results.json"
 
@@ -174,6 +177,7 @@ class Results:
     timings: dict[str, float] = field(default_factory=dict)
     created: str = ""
     command: str = ""
+    prompting: Prompting | None = None  # --prompting: prompting baselines and label-efficiency curves
     schema_version: int = SCHEMA_VERSION
     kind: str = KIND
 
