@@ -16,11 +16,12 @@ from typing import Callable
 import numpy as np
 
 from ..core.label_efficiency import curve_sizes, label_curves
-from ..core.prompting import TRUE_DEMOS, WEAK_DEMOS, choose_demos, correct_of, few_shot, pair_prompting, zero_shot
+from ..core.prompting import TRUE_DEMOS, WEAK_DEMOS, choose_demos, few_shot, pair_prompting, zero_shot
 from ..core.protocol import ProtocolResult
 from ..core.splits import split_halves
 from ..errors import W2SError
-from ..features.prompt_scores import PromptGroup, PromptStyle, PromptTokens, ScoreResult, check_context, score_groups
+from ..features.prompt_scores import ScoreResult, score_groups
+from ..features.prompts import PromptGroup, PromptStyle, PromptTokens, check_context
 from ..features.scoring import Vocab
 from ..models import ResolvedModel
 from ..results import ModelPrompting, Prompting

@@ -184,12 +184,15 @@ def _connect(ray, address: str) -> bool:
 
 def _start_actors(ray, model: ResolvedModel, pooling: str, max_tokens: int, n_gpu_layers: int,
                   n_threads: int | None, use_gpus: bool) -> list:
-    """One actor per GPU; on CPUs, one per `n_threads` cores of each node (default_threads' rule per node)."""
+    spec = model.entry if model.entry is not None else str(model.path)  # workers fetch registry models themselves
+    return place_actors(ray, EmbedWorker, (spec, pooling, max_tokens, n_gpu_layers), n_threads, use_gpus)
+
+
+def place_actors(ray, worker: type, args: tuple, n_threads: int | None, use_gpus: bool) -> list:
+    """One `worker(*args, threads)` actor per GPU; on CPUs, one per `n_threads` cores of each node."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    remote = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)(EmbedWorker)
-    spec = model.entry if model.entry is not None else str(model.path)  # workers fetch registry models themselves
-    args = (spec, pooling, max_tokens, n_gpu_layers)
+    remote = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)(worker)
     if use_gpus:
         n = int(ray.cluster_resources()["GPU"])
         return [remote.options(num_gpus=1, num_cpus=1).remote(*args, n_threads) for _ in range(n)]

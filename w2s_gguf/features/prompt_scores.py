@@ -1,10 +1,6 @@
 """Prompt scores for groups of prompts that share demonstrations, computing only what the cache lacks.
 
-A prompt is `[BOS] demo_1 ... demo_k doc suffix`, where each demonstration is `text suffix word
-separator` with the word of its label. Pieces are tokenized separately and concatenated, so the
-prefix (BOS and the demonstrations) is the same token list for every doc of a group, and the token a
-label word starts with is the token scored. A text longer than max_tokens is cut from the left, like
-features. The score of a prompt is (log p(word 0), log p(word 1)) at its last position.
+The score of a prompt (prompts.py) is (log p(word 0), log p(word 1)) at its last position.
 
 Scores go to a sibling of the embedding cache (`EmbeddingStore` shards of 2-float rows) keyed by the
 prompt's text (its demonstrations and doc); the folder is named by everything else that changes them
@@ -30,25 +26,8 @@ from ..models.modelfile import ResolvedModel
 from .cache import EmbeddingStore
 from .engine import DEFAULT_MAX_TOKENS, batch_tokens
 from .pipeline import DEFAULT_SHARD_DOCS, ExtractionInterrupted, plan_batches
+from .prompts import PromptGroup, PromptStyle, PromptTokens, TokenizedGroup, check_context
 from .scoring import MAX_SEQUENCES, Scorer, Vocab
-
-
-@dataclass(frozen=True)
-class PromptStyle:
-    """A task's prompting form as strings: the question after each doc, and the word for label 0 and 1."""
-
-    suffix: str
-    label_words: tuple[str, str]
-    separator: str = "\n\n"
-    version: str = "1"
-
-
-@dataclass
-class PromptGroup:
-    """Prompts that share one prefix: the demonstrations (text, label) in order, then each doc's text."""
-
-    demos: list[tuple[str, int]]
-    docs: list[str]
 
 
 @dataclass
@@ -74,51 +53,6 @@ class ScoreSettings:
 def scores_root(cache_root: Path | None = None) -> Path:
     """Scores live beside the embeddings (or inside a cache folder given for them)."""
     return cache_root / "scores" if cache_root is not None else cache_home() / "scores"
-
-
-def prompt_key(demos: list[tuple[str, int]], doc: str) -> str:
-    return sha256_bytes(json.dumps([[[t, int(y)] for t, y in demos], doc]).encode("utf-8"))
-
-
-@dataclass
-class TokenizedGroup:
-    prefix: list[int]
-    docs: list[list[int]]  # each doc part: the doc's tokens and the suffix
-    keys: list[str]
-
-
-class PromptTokens:
-    """Turns groups of prompts into token lists with one model's vocabulary (no weights loaded)."""
-
-    def __init__(self, vocab: Vocab, style: PromptStyle, max_tokens: int):
-        self.vocab, self.style, self.max_tokens = vocab, style, max_tokens
-        self.label_tokens = vocab.label_tokens(style.label_words)
-        self.suffix_tokens = vocab.tokenize(style.suffix)
-        self._words = [vocab.tokenize(w) for w in style.label_words]
-        self._separator = vocab.tokenize(style.separator)
-        self.n_truncated = 0
-
-    def text(self, text: str) -> list[int]:
-        tokens = self.vocab.tokenize(text)
-        if len(tokens) > self.max_tokens:
-            self.n_truncated += 1
-            return tokens[-self.max_tokens:]
-        return tokens
-
-    def group(self, group: PromptGroup) -> TokenizedGroup:
-        prefix = self.vocab.start()
-        for text, label in group.demos:
-            prefix += self.text(text) + self.suffix_tokens + self._words[int(label)] + self._separator
-        return TokenizedGroup(prefix, [self.text(d) + self.suffix_tokens for d in group.docs],
-                              [prompt_key(group.demos, d) for d in group.docs])
-
-
-def check_context(model: ResolvedModel, n_ctx_train: int | None, prefix_tokens: int, doc_tokens: int, shots: int) -> None:
-    """Refuse prompts longer than the model's context (when its header names one), naming the counts and the fix."""
-    if n_ctx_train is not None and prefix_tokens + doc_tokens > n_ctx_train:
-        raise W2SError(f"{model.name}: {shots} demonstrations take {prefix_tokens} tokens and the longest doc "
-                       f"{doc_tokens}, {prefix_tokens + doc_tokens} in all, but the model's context holds "
-                       f"{n_ctx_train}; use fewer --shots or a smaller --max-tokens")
 
 
 @dataclass
@@ -149,6 +83,64 @@ def plan_shards(lengths: list[int], budget: int, shard_docs: int, max_seqs: int 
     return shards + ([current] if current else [])
 
 
+@dataclass
+class ScorePlan:
+    """Everything a scoring pass needs, made before any weights are loaded (locally or on Ray)."""
+
+    model: ResolvedModel
+    tokenized: list[TokenizedGroup]
+    label_tokens: tuple[int, int]
+    store: EmbeddingStore
+    work: list[tuple[int, list[list[int]]]]  # (group, shard of batches of doc indices), in plan order
+    n_ctx: int
+    n_batch: int
+    result: ScoreResult
+
+    def missing_work(self) -> list[tuple[int, list[list[int]]]]:
+        return [(g, shard) for g, shard in self.work
+                if self.store.missing([self.tokenized[g].keys[i] for batch in shard for i in batch])]
+
+    def finish(self) -> ScoreResult:
+        self.result.problems = self.store.problems
+        self.result.log_probs = [self.store.gather(t.keys) if t.keys else np.zeros((0, 2), np.float32)
+                                 for t in self.tokenized]
+        return self.result
+
+
+def plan_scoring(model: ResolvedModel, style: PromptStyle, groups: list[PromptGroup], max_tokens: int,
+                 offload: bool, shard_docs: int, cache_root: Path | None) -> ScorePlan:
+    """Tokenize with the vocabulary alone, check the context, open the store and plan every shard."""
+    import llama_cpp
+
+    vocab = Vocab(model)
+    try:
+        tokens = PromptTokens(vocab, style, max_tokens)
+        tokenized = [tokens.group(g) for g in groups]
+        shots = max((len(g.demos) for g in groups), default=0)
+        longest_prefix = max((len(t.prefix) for t in tokenized), default=0)
+        longest_doc = max((len(d) for t in tokenized for d in t.docs), default=0)
+        check_context(model, vocab.n_ctx_train, longest_prefix, longest_doc, shots)
+    finally:
+        vocab.close()
+    # Docs are packed into batches of `budget` tokens (a longer doc gets a batch alone); both depend on
+    # settings only, never on which docs a run has, so a prompt scores the same in every run.
+    budget = batch_tokens(max_tokens, offload)
+    n_batch = max(budget, max_tokens + len(tokens.suffix_tokens))
+    settings = ScoreSettings(model.sha256, llama_cpp.__version__, offload, max_tokens, budget, style.suffix,
+                             list(style.label_words), style.separator, style.version)
+    store = EmbeddingStore(settings, scores_root(cache_root))
+    result = ScoreResult([], store.dir, sum(len(g.docs) for g in groups), n_truncated=tokens.n_truncated,
+                         gpu_offload=offload)
+    work = _plan(tokenized, budget, shard_docs, min(MAX_SEQUENCES, n_batch) - 1)  # Scorer's sequences, less the prefix's
+    return ScorePlan(model, tokenized, tokens.label_tokens, store, work,
+                     longest_prefix + n_batch, n_batch, result)
+
+
+def scoring_lock(plan: ScorePlan):
+    """One lock per model's score store: runs sharing a cache never score the same prompt twice."""
+    return file_lock(plan.store.dir.parent / f".{plan.model.sha256[:16]}.lock")
+
+
 def score_groups(
     model: ResolvedModel,
     style: PromptStyle,
@@ -167,42 +159,21 @@ def score_groups(
     """
     import llama_cpp
 
-    vocab = Vocab(model)
-    try:
-        tokens = PromptTokens(vocab, style, max_tokens)
-        tokenized = [tokens.group(g) for g in groups]
-        shots = max((len(g.demos) for g in groups), default=0)
-        longest_prefix = max((len(t.prefix) for t in tokenized), default=0)
-        longest_doc = max((len(d) for t in tokenized for d in t.docs), default=0)
-        check_context(model, vocab.n_ctx_train, longest_prefix, longest_doc, shots)
-    finally:
-        vocab.close()
     offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
-    # Docs are packed into batches of `budget` tokens (a longer doc gets a batch alone); both depend on
-    # settings only, never on which docs a run has, so a prompt scores the same in every run.
-    budget = batch_tokens(max_tokens, offload)
-    n_batch = max(budget, max_tokens + len(tokens.suffix_tokens))
-    settings = ScoreSettings(model.sha256, llama_cpp.__version__, offload, max_tokens, budget, style.suffix,
-                             list(style.label_words), style.separator, style.version)
-    store = EmbeddingStore(settings, scores_root(cache_root))
-    result = ScoreResult([], store.dir, sum(len(g.docs) for g in groups), n_truncated=tokens.n_truncated,
-                         gpu_offload=offload)
-    work = _plan(tokenized, budget, shard_docs)
-    store.refresh()
-    if any(store.missing(t.keys) for t in tokenized):
-        with file_lock(store.dir.parent / f".{model.sha256[:16]}.lock"):
-            store.refresh()  # another run may have finished shards while we waited
-            todo = [(g, shard) for g, shard in work if store.missing([tokenized[g].keys[i] for b in shard for i in b])]
+    plan = plan_scoring(model, style, groups, max_tokens, offload, shard_docs, cache_root)
+    plan.store.refresh()
+    if plan.missing_work():
+        with scoring_lock(plan):
+            plan.store.refresh()  # another run may have finished shards while we waited
+            todo = plan.missing_work()
             if todo:
-                scorer = Scorer(model, longest_prefix + n_batch, n_batch, n_gpu_layers, n_threads)
-                result.model_loaded = True
+                scorer = Scorer(model, plan.n_ctx, plan.n_batch, n_gpu_layers, n_threads)
+                plan.result.model_loaded = True
                 try:
-                    _score(scorer, store, tokenized, tokens.label_tokens, todo, progress, result, on_shard)
+                    _score(scorer, plan, todo, progress, on_shard)
                 finally:
                     scorer.close()
-    result.problems = store.problems
-    result.log_probs = [store.gather(t.keys) if t.keys else np.zeros((0, 2), np.float32) for t in tokenized]
-    return result
+    return plan.finish()
 
 
 class ScoringInterrupted(ExtractionInterrupted):
@@ -213,7 +184,23 @@ class ScoringInterrupted(ExtractionInterrupted):
                                  f"call are cached in {store_dir}; run the same command again to resume from there")
 
 
-def _plan(tokenized: list[TokenizedGroup], n_batch: int, shard_docs: int) -> list[tuple[int, list[list[int]]]]:
+def write_shard(plan: ScorePlan, g: int, shard: list[list[int]], log_probs: np.ndarray, **stats) -> int:
+    """Check one shard's log-probs and add the prompts the store lacks; returns the doc tokens it scored."""
+    group, store, result = plan.tokenized[g], plan.store, plan.result
+    docs = [i for batch in shard for i in batch]
+    if log_probs.shape != (len(docs), 2) or not np.isfinite(log_probs).all():
+        raise W2SError(f"{plan.model.name} produced {log_probs.shape} log-probs with NaN/inf for {len(docs)} prompts; "
+                       f"try another quantisation")
+    n_tok = sum(len(group.docs[i]) for i in docs)
+    keep = [r for r, i in enumerate(docs) if group.keys[i] not in store]
+    if keep:  # another run's shards may hold some of these prompts already
+        store.add_shard([group.keys[docs[r]] for r in keep], log_probs[keep], {"n_tokens": n_tok, **stats})
+    result.n_tokens += n_tok
+    result.n_computed += len(docs)
+    return n_tok
+
+
+def _plan(tokenized: list[TokenizedGroup], budget: int, shard_docs: int, max_seqs: int) -> list[tuple[int, list[list[int]]]]:
     """(group, shard) in order; each group's docs deduplicated by key before planning."""
     work = []
     for g, group in enumerate(tokenized):
@@ -221,42 +208,30 @@ def _plan(tokenized: list[TokenizedGroup], n_batch: int, shard_docs: int) -> lis
         for i, key in enumerate(group.keys):
             first.setdefault(key, i)
         unique = list(first.values())
-        for shard in plan_shards([len(group.docs[i]) for i in unique], n_batch, shard_docs):
+        for shard in plan_shards([len(group.docs[i]) for i in unique], budget, shard_docs, max_seqs):
             work.append((g, [[unique[i] for i in batch] for batch in shard]))
     return work
 
 
-def _score(scorer: Scorer, store: EmbeddingStore, tokenized: list[TokenizedGroup], label_tokens: tuple[int, int],
-           todo: list[tuple[int, list[list[int]]]], progress: bool, result: ScoreResult,
+def _score(scorer: Scorer, plan: ScorePlan, todo: list[tuple[int, list[list[int]]]], progress: bool,
            on_shard: Callable[[dict], None] | None) -> None:
     from tqdm.auto import tqdm
 
+    store, tokenized, result = plan.store, plan.tokenized, plan.result
     total = sum(len(tokenized[g].docs[i]) for g, shard in todo for b in shard for i in b)
     bar = tqdm(total=total, unit="tok", unit_scale=True, disable=not progress, dynamic_ncols=True, file=sys.stderr,
                desc=f"score {scorer.model.name} ({sum(len(b) for _, s in todo for b in s)} prompts)")
     start = time.perf_counter()
-    current = None  # the group whose prefix is in sequence 0
     try:
         for shard_no, (g, shard) in enumerate(todo):
             group = tokenized[g]
-            if current != g:
-                scorer.decode_prefix(group.prefix)
+            if scorer.decode_prefix(group.prefix):
                 result.n_prefix_tokens += len(group.prefix)
-                current = g
-            rows = [scorer.score_docs(len(group.prefix), [group.docs[i] for i in batch], label_tokens) for batch in shard]
-            docs = [i for batch in shard for i in batch]
-            log_probs = np.concatenate(rows)
-            if not np.isfinite(log_probs).all():
-                raise W2SError(f"{scorer.model.name} produced NaN/inf log-probs; try another quantisation")
-            n_tok = sum(len(group.docs[i]) for i in docs)
-            keep = [r for r, i in enumerate(docs) if group.keys[i] not in store]
-            if keep:  # another run's shards may hold some of these prompts already
-                store.add_shard([group.keys[docs[r]] for r in keep], log_probs[keep], {"n_tokens": n_tok})
-            result.n_tokens += n_tok
-            result.n_computed += len(docs)
-            bar.update(n_tok)
+            log_probs = np.concatenate([scorer.score_docs(len(group.prefix), [group.docs[i] for i in batch],
+                                                          plan.label_tokens) for batch in shard])
+            bar.update(write_shard(plan, g, shard, log_probs))
             if on_shard is not None:
-                on_shard({"group": g, "shard": shard_no, "docs": len(docs)})
+                on_shard({"group": g, "shard": shard_no, "docs": sum(map(len, shard))})
     except KeyboardInterrupt:
         bar.close()
         raise ScoringInterrupted(scorer.model.name, result.n_computed, result.n_prompts, store.dir) from None

@@ -45,6 +45,7 @@ class Vocab:
         context = self._model.metadata().get(f"{model.architecture}.context_length", "")
         self.n_ctx_train: int | None = int(context) if context.isdigit() else None  # None: not in the header
         self.n_vocab = int(self._model.n_vocab())
+        self._start = [int(self._model.token_bos())] if self._model.add_bos_token() else []
 
     def tokenize(self, text: str) -> list[int]:
         """Tokens of `text` alone (no BOS): prompts are concatenations of separately tokenized pieces."""
@@ -52,7 +53,7 @@ class Vocab:
 
     def start(self) -> list[int]:
         """What every prompt begins with: [BOS] where the model adds one (SmolLM2, gemma-3), else nothing (Qwen2.5)."""
-        return [int(self._model.token_bos())] if self._model.add_bos_token() else []
+        return list(self._start)
 
     def label_tokens(self, words: tuple[str, str]) -> tuple[int, int]:
         """The first token of each label word (word for label 0, word for label 1); they must differ."""
@@ -104,7 +105,8 @@ class Scorer:
         params.n_ctx, params.n_batch, params.n_ubatch = self.n_ctx, self.n_batch, self.n_batch
         params.embeddings = False
         # Unified KV cache: every sequence sees the same cells, so a copied prefix is shared, not duplicated.
-        params.n_seq_max = min(MAX_SEQUENCES, int(llama_cpp.llama_max_parallel_sequences()))
+        # (llama.cpp reserves outputs for n_seq_max sequences and asserts that a batch holds as many.)
+        params.n_seq_max = min(MAX_SEQUENCES, int(llama_cpp.llama_max_parallel_sequences()), self.n_batch)
         params.kv_unified = True
         self.llm._ctx.close()
         try:
@@ -121,6 +123,7 @@ class Scorer:
         self._ctx = self.llm._ctx.ctx
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
+        self._prefix: list[int] | None = None  # what sequence 0 holds
 
     # ------------------------------------------------------------ decoding
 
@@ -168,15 +171,23 @@ class Scorer:
         import llama_cpp
 
         llama_cpp.llama_memory_clear(self._memory, True)
+        self._prefix = None
 
-    def decode_prefix(self, prefix: list[int]) -> None:
-        """Empty the cache and decode `prefix` into sequence 0 (in chunks of n_batch), no logits."""
+    def decode_prefix(self, prefix: list[int]) -> bool:
+        """Empty the cache and decode `prefix` into sequence 0 (in chunks of n_batch), no logits. False (nothing
+        done) when sequence 0 holds it already: score_docs leaves only sequence 0 behind, and llama.cpp then
+        places the next docs in the cells right after the prefix again, as after a fresh decode."""
+        if prefix == self._prefix:
+            return False
         if len(prefix) + 1 > self.n_ctx:
             raise W2SError(f"{self.model.name}: a prefix of {len(prefix)} tokens does not fit the {self.n_ctx}-token "
                            f"scoring context; use fewer --shots or a smaller --max-tokens")
         self._clear()
+        self._prefix = None
         for start in range(0, len(prefix), self.n_batch):
             self._decode([(prefix[start : start + self.n_batch], 0, start)], logits=False)
+        self._prefix = list(prefix)
+        return True
 
     def score_docs(self, prefix_length: int, docs: list[list[int]], label_tokens: tuple[int, int]) -> np.ndarray:
         """Doc parts after the prefix already in sequence 0 (`decode_prefix`), in one batch: (n, 2) log-probs."""

@@ -7,6 +7,8 @@ label efficiency (labels needed for 90% of its gain) is reported beside it, not 
 
 from __future__ import annotations
 
+import textwrap
+
 from ..results import LabelCurve, ModelPrompting, Prompting, Results
 from .format import DASH, ci_text, f3, md_table
 
@@ -133,3 +135,52 @@ def salience_figure(results: Results):
     ax.set_title(f"{results.task.name}: probe label efficiency and prompting")
     ax.legend(fontsize=7, loc="best")
     return fig
+
+
+def compare_salience(results_a: Results, results_b: Results, label_a: str, label_b: str) -> str | None:
+    """`report --compare`: the prompting numbers of both runs side by side (None when neither has them)."""
+    pa, pb = results_a.prompting, results_b.prompting
+    if pa is None and pb is None:
+        return None
+    if pa is None or pb is None:
+        return f"Only {label_a if pa else label_b} ran --prompting."
+    rows = []
+    for name in [m.model for m in pa.models] + [m.model for m in pb.models if not pa.model(m.model)]:
+        a, b = pa.model(name), pb.model(name)
+        cell = lambda m, f: f(m) if m else "(absent)"  # noqa: E731
+        rows.append([name, *[f"{cell(a, f)} / {cell(b, f)}" for f in (
+            lambda m: est(m.zero_shot.auroc), lambda m: est(m.few_shot.acc) if m.few_shot else DASH,
+            lambda m: labels_text(m.curve))]])
+    pairs = []
+    index_b = {(q.weak, q.strong): q for q in pb.pairs}
+    for q in pa.pairs:
+        other = index_b.get((q.weak, q.strong))
+        text = lambda x: (f"{x.pgr_median:.3f} {ci_text(x.pgr_ci)}".strip() if x.pgr_median is not None  # noqa: E731
+                          else f"n/a ({x.pgr_reason})")
+        pairs.append([q.weak, q.strong, f"{est(q.acc)} / {est(other.acc) if other else '(absent)'}",
+                      f"{text(q)} / {text(other) if other else '(absent)'}"])
+    out = md_table(["model", f"zero-shot AUROC ({label_a} / {label_b})", f"few-shot acc, true labels ({pa.shots} / {pb.shots} shots)",
+                    "labels to 90%"], rows)
+    if pairs:
+        out += "\n\n" + md_table(["weak", "strong", f"few-shot acc, weak labels ({label_a} / {label_b})",
+                                  f"prompting PGR ({label_a} / {label_b})"], pairs)
+    return out
+
+
+def salience_lines(results: Results) -> list[str]:
+    """The terminal table's prompting block (ASCII, within 100 columns)."""
+    p = results.prompting
+    k = p.shots
+    lines = ["", f"prompting ({k} shots; score = log p({p.label_words[1]!r}) - log p({p.label_words[0]!r})):",
+             f"  {'model':<22} {'0-shot acc':>10} {'0-shot AUROC':>12} {f'{k}-shot acc':>10} {f'{k}-shot AUROC':>12} "
+             f"{'labels to 90%':>14}  salient?"]
+    for m in p.models:
+        few = m.few_shot
+        lines.append(f"  {m.model[:22]:<22} {f3(m.zero_shot.acc.value):>10} {f3(m.zero_shot.auroc.value):>12} "
+                     f"{f3(few.acc.value if few else None):>10} {f3(few.auroc.value if few else None):>12} "
+                     f"{labels_text(m.curve).split(' (')[0][:14]:>14}  {'yes' if salient(m, k)[0] else 'no'}")
+    for q in p.pairs:
+        pgr = f"{q.pgr_median:.3f} {ci_text(q.pgr_ci)}".strip() if q.pgr_median is not None else f"n/a ({q.pgr_reason})"
+        lines += textwrap.wrap(f"{q.weak} -> {q.strong}: {k}-shot with weak labels {f3(q.acc.value)}, prompting PGR {pgr}",
+                               width=100, initial_indent="  ", subsequent_indent="    ")
+    return lines

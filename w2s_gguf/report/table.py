@@ -50,4 +50,8 @@ def summary_table(results: Results) -> str:
             # Long reasons wrap under the PGR column so the table stays within 100 columns.
             text = "n/a (above)" if shared and len(methods) > 1 else pgr_text(s)
             lines += textwrap.wrap(row + text, width=100, subsequent_indent=" " * len(row))
+    if results.prompting:
+        from .salience import salience_lines
+
+        lines += salience_lines(results)
     return "\n".join(lines)
