@@ -22,22 +22,43 @@ def shape(value, path=""):
     return {path: "number" if isinstance(value, (int, float)) and not isinstance(value, bool) else type(value).__name__}
 
 
-def test_the_v2_fixture_is_what_the_real_writer_writes(tmp_path):
+def test_the_v3_fixture_is_what_the_real_writer_writes(tmp_path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("make_results_v2", FIXTURES / "make_results_v2.py")
+    spec = importlib.util.spec_from_file_location("make_results_v3", FIXTURES / "make_results_v3.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     written = json.loads(write_results(tmp_path, module.build()).read_text())
-    checked_in = json.loads((FIXTURES / "results_v2" / "results.json").read_text())
+    checked_in = json.loads((FIXTURES / "results_v3" / "results.json").read_text())
     # Same keys with the same types: a writer change that alters the file must regenerate the fixture
-    # (python tests/fixtures/make_results_v2.py) and, if readers must change too, bump SCHEMA_VERSION.
+    # (python tests/fixtures/make_results_v3.py) and, if readers must change too, bump SCHEMA_VERSION.
     # Numbers may move in the last bits across torch builds, so they are not compared.
     assert shape(written) == shape(checked_in)
-    assert written["schema_version"] == SCHEMA_VERSION == 2
+    assert written["schema_version"] == SCHEMA_VERSION == 3
 
 
-@pytest.mark.parametrize("version", ["results_v1", "results_v2"])
+def test_a_v2_file_loads_with_no_prompting_block():
+    results = load_results(FIXTURES / "results_v2")
+    assert results.prompting is None and results.schema_version == SCHEMA_VERSION
+
+
+def test_the_prompting_block_round_trips_typed():
+    results = load_results(FIXTURES / "results_v3")
+    p = results.prompting
+    assert p.shots == 5 and [m.model for m in p.models] == ["smollm2-135m", "gemma3-270m"]
+    assert p.models[1].curve.points[-1].full and p.models[1].few_shot.acc.ci[0] <= p.models[1].few_shot.acc.value
+    assert p.pairs[0].weak == "smollm2-135m" and p.pairs[0].gap.ci is not None
+
+
+def test_a_wrong_type_in_the_prompting_block_names_its_place(tmp_path):
+    data = json.loads((FIXTURES / "results_v3" / "results.json").read_text())
+    data["prompting"]["models"][0]["zero_shot"]["auroc"]["value"] = "high"
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    with pytest.raises(W2SError, match=r"prompting\.models\[0\]\.zero_shot\.auroc\.value should be a number"):
+        load_results(tmp_path)
+
+
+@pytest.mark.parametrize("version", ["results_v1", "results_v2", "results_v3"])
 def test_every_fixture_loads_into_the_current_schema(version, tmp_path):
     results = load_results(FIXTURES / version)
     assert isinstance(results, Results) and results.schema_version == SCHEMA_VERSION
