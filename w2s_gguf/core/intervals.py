@@ -52,3 +52,32 @@ def misfit(student_proba, weak_proba) -> float:
     if s.shape != w.shape or s.ndim != 2:
         raise ValueError(f"student and weak probabilities must share an (n, classes) shape, got {s.shape} and {w.shape}")
     return float(np.mean(np.argmax(s, axis=1) != np.argmax(w, axis=1)))
+
+
+def accuracy_ci(correct, level: float = 0.95) -> dict[str, Any]:
+    """Mean accuracy over seeds and test docs with a normal interval.
+
+    correct: (n_seeds, n_test) 0/1. The variance of the mean comes from a
+    two-way ANOVA of seeds x docs (one observation per cell): (MS_seed +
+    MS_doc - MS_interaction) / (S * N), the seed, doc and residual
+    components each over the number of times it is averaged; clipped at 0.
+    With one seed it is the binomial p(1 - p) / N.
+    """
+    from statistics import NormalDist
+
+    x = np.asarray(correct, dtype=float)
+    if x.ndim != 2 or 0 in x.shape:
+        raise ValueError(f"correctness must be a non-empty (n_seeds, n_test) matrix, got shape {x.shape}")
+    n_seeds, n_test = x.shape
+    mean = float(x.mean())
+    if n_seeds == 1 or n_test == 1:
+        variance = mean * (1 - mean) / x.size
+    else:
+        seed_means, doc_means = x.mean(axis=1), x.mean(axis=0)
+        ms_seed = n_test * np.sum((seed_means - mean) ** 2) / (n_seeds - 1)
+        ms_doc = n_seeds * np.sum((doc_means - mean) ** 2) / (n_test - 1)
+        residual = x - seed_means[:, None] - doc_means[None, :] + mean
+        ms_interaction = np.sum(residual**2) / ((n_seeds - 1) * (n_test - 1))
+        variance = max(0.0, float(ms_seed + ms_doc - ms_interaction)) / x.size
+    half = NormalDist().inv_cdf((1 + level) / 2) * variance**0.5
+    return {"acc": mean, "ci": [mean - half, mean + half], "level": level}

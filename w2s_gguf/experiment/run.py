@@ -2,7 +2,8 @@
 
 The protocol itself runs on arrays (`protocol.run_protocol`); this module
 only gathers its inputs and writes its outputs: results.json (the schema in
-`results`) and predictions.npz (every head's test probabilities, numpy).
+`results`) and predictions.npz (every head's test probabilities, numpy,
+and the text-only baseline's as "text_baseline|SEED").
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..core.protocol import run_protocol
 from ..results import ModelInfo, Results, TaskInfo, refuse_newer_results, write_results
 from ..common.storage import atomic_write_bytes, check_writable_dir
 from ..tasks import TaskData, load_task
+from .text_baseline import text_baseline
 
 __all__ = ["ExperimentConfig", "run_experiment", "library_versions"]
 PREDICTIONS_NAME = "predictions.npz"
@@ -77,6 +79,11 @@ def run_experiment(
         head = outcome.head
         outcomes.append(outcome)
     training_seconds = time.perf_counter() - train_start
+    baseline_start = time.perf_counter()
+    seeds = list(range(config.seeds))
+    baseline, baseline_proba = text_baseline(data, seeds, cache_root, log)  # the same halves and test docs
+    predictions.update({f"text_baseline|{seed}": np.column_stack([1 - p, p]) for seed, p in zip(seeds, baseline_proba)})
+    baseline_seconds = time.perf_counter() - baseline_start
     prompting = None
     if config.prompting:  # on the first layer's probes (the label-efficiency curves use its features)
         from .prompting import run_prompting
@@ -97,11 +104,13 @@ def run_experiment(
         versions=library_versions(),
         ground_truth=ground_truth,
         pairs=pairs,
+        text_baseline=baseline,
         prompting=prompting,
     )
     results.timings = {
         "extraction_seconds": round(extraction_seconds, 3),
         "training_seconds": round(training_seconds, 3),
+        "text_baseline_seconds": round(baseline_seconds, 3),
         "total_seconds": round(time.perf_counter() - start, 3),
     }
     if prompting is not None:

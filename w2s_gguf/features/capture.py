@@ -1,12 +1,25 @@
-"""Features from any transformer block, every requested block in one forward pass.
+"""The extraction engine: any layer request from one forward pass that computes only what it needs.
 
 llama.cpp calls an eval callback (`llama_context_params.cb_eval`) for each
 node of its compute graph: asked first whether we want a tensor, then again
-once that tensor is computed. Block outputs are named `l_out-0` ..
-`l_out-{L-1}` (SPEC.md section 8). `LayerEmbedder` asks for the blocks
-requested and pools each one per sequence inside the callback, so a batch
-keeps only n_seq x layers x dim floats. "last" (the pooled output of the final
-norm, exactly what `Embedder` gives) is read from the same decode.
+once that tensor is computed. `LayerEmbedder` wants the tensors the request
+needs, `result_norm` for "last" (the final norm: llama.cpp's last-pooled
+embedding is its row of each sequence's last token) and `l_out-N` for block N
+(SPEC.md section 8), pools each one per sequence inside the callback (a batch
+keeps n_seq x layers x dim floats), and returns False once it has them all:
+ggml's scheduler then ends the graph there, so the blocks after the deepest
+one and the LM head (vocabulary x dim per token) are never computed.
+
+The scheduler ends only the current split (a run of nodes on one backend) on
+False; later splits (partial GPU offload, ops a GPU backend leaves on the CPU)
+would still run, on inputs never computed. So once finished the callback wants
+the first node of every later split and ends that split right after it: each
+later split computes one node.
+
+Before it trusts a stopped graph the engine checks, on its first decode of the
+whole graph, that what it read from result_norm is llama.cpp's own pooled
+embedding; where that tensor is missing or differs, or stopping is unsafe, it
+runs the whole graph and reads "last" from llama.cpp, after one warning line.
 """
 
 from __future__ import annotations
@@ -20,8 +33,13 @@ import numpy as np
 from ..common.llama_logs import quiet_llama_logs
 from ..errors import W2SError
 from ..models.modelfile import ResolvedModel
-from .engine import DEFAULT_MAX_TOKENS, Embedder
+from .engine import DEFAULT_MAX_TOKENS, Embedder, warn_once
 from .layers import LAST, resolve_layers
+
+RESULT_NORM = b"result_norm"  # llama.cpp's name for the final norm's output (res->t_embd) in llama, gemma3, qwen2...
+# Mean pooling: llama.cpp averages result_norm's rows with a matrix product, we with numpy (another summation
+# order), so the check on the first decode allows float32 rounding, relative to the vector's largest entry.
+MEAN_TOLERANCE = 1e-5
 
 
 # ---------------------------------------------------------------- ggml access
@@ -51,13 +69,33 @@ def _ggml() -> ctypes.CDLL:
     return lib
 
 
+def tensor_name(layer) -> bytes:
+    return RESULT_NORM if layer == LAST else f"l_out-{layer}".encode()
+
+
+def stop_unsafe(metadata: dict, architecture: str, gpu_offload: bool) -> str | None:
+    """Why ending the graph early could go wrong for this model file and device, or None."""
+    experts = metadata.get(f"{architecture}.expert_count", "0")
+    if gpu_offload and experts not in ("0", ""):
+        # Before a later split runs, the scheduler copies only the experts it uses, reading their ids from
+        # an earlier split's output: after a stop those ids were never computed (ggml asserts their range).
+        return f"a mixture-of-experts model ({experts} experts) offloaded to a GPU cannot end its graph early"
+    return None
+
+
 # ---------------------------------------------------------------- engine
 
 class LayerEmbedder(Embedder):
-    """`Embedder` that also returns block outputs: embed_batch -> (n_seq, len(layers), dim) float32."""
+    """The extraction engine: embed_batch -> (n_seq, len(layers), dim) float32, every requested layer.
+
+    `graph` says how each decode runs: "probe" (the whole graph, once, to check result_norm against
+    llama.cpp's pooled output), then "stopped" (ends after the deepest requested tensor) or "full"
+    (the whole graph; "last" read from llama.cpp). A request without "last" stops from the first decode.
+    """
 
     def __init__(self, model: ResolvedModel, pooling: str = "last", max_tokens: int = DEFAULT_MAX_TOKENS,
-                 layers: Iterable[str | int] = (LAST,), n_gpu_layers: int = -1, n_threads: int | None = None):
+                 layers: Iterable[str | int] = (LAST,), n_gpu_layers: int = -1, n_threads: int | None = None,
+                 stop_early: bool = True):
         super().__init__(model, pooling, max_tokens, n_gpu_layers, n_threads)
         import llama_cpp
 
@@ -67,16 +105,23 @@ class LayerEmbedder(Embedder):
         except W2SError:
             self.close()
             raise
-        # Tensor name -> slot in the output; LAST's slot is filled from llama_get_embeddings_seq.
-        self._slots = {f"l_out-{layer}".encode(): k for k, layer in enumerate(self.layers) if layer != LAST}
+        self._slots = {tensor_name(layer): k for k, layer in enumerate(self.layers)}
+        self.graph = "probe" if LAST in self.layers else "stopped"
+        unsafe = stop_unsafe(self.llm.metadata, model.architecture, self.gpu_offload)
+        if not stop_early or unsafe:
+            self.graph = "full"
+            if unsafe:
+                warn_once(f"{model.name}: {unsafe}, so every decode computes the whole graph (slower, same features)")
+        # Decodes run, decodes ended early, and nodes computed after the end (one per later split).
+        self.stats = {"decodes": 0, "stopped": 0, "late_nodes": 0}
         self._out = np.zeros((0, len(self.layers), self.dim), np.float32)
-        self._rows = np.empty((self.n_ctx, self.dim), np.float32)  # one block's rows (a whole batch), for mean pooling
+        self._rows = np.empty((self.n_ctx, self.dim), np.float32)  # one tensor's rows (a whole batch), for mean pooling
         self._spans: list[tuple[int, int]] = []
-        self._seen: set[int] = set()
+        self._pending: set[int] = set()
+        self._stopping = self._finished = False
         self._error: BaseException | None = None
-        if self._slots:
-            self._lib = _ggml()
-            self._install_callback()
+        self._lib = _ggml()
+        self._install_callback()
 
     def _install_callback(self) -> None:
         """Swap Llama's context for one with our eval callback (Llama() takes no cb_eval)."""
@@ -100,19 +145,26 @@ class LayerEmbedder(Embedder):
         llm.context_params = params
 
     def _on_eval(self, tensor, ask, _user_data) -> bool:
-        # Called from inside llama_decode for every graph node: keep it cheap, and never raise
-        # (an exception here would be lost; returning False would silently stop the computation).
+        # Called from inside llama_decode for graph nodes: keep it cheap, and never raise
+        # (an exception here would be lost; it is re-raised after llama_decode returns).
         try:
+            if self._finished:  # everything read: take this split's first node and end the split after it
+                self.stats["late_nodes"] += not ask
+                return bool(ask)
             slot = self._slots.get(self._lib.ggml_get_name(tensor))
             if ask:
                 return slot is not None
             if slot is not None:
-                self._pool_block(tensor, slot)
-        except BaseException as exc:  # re-raised after llama_decode returns
+                self._pool(tensor, slot)
+                self._pending.discard(slot)
+                if self._stopping and not self._pending:
+                    self._finished = True
+                    return False  # ends this split: nothing after the deepest tensor is computed
+        except BaseException as exc:
             self._error = self._error or exc
         return True
 
-    def _pool_block(self, tensor, slot: int) -> None:
+    def _pool(self, tensor, slot: int) -> None:
         lib, dim = self._lib, self.dim
         n_rows, n_tokens = lib.ggml_nrows(tensor), self._spans[-1][1]
         if (n_rows != n_tokens or lib.ggml_nelements(tensor) != n_rows * dim
@@ -129,25 +181,56 @@ class LayerEmbedder(Embedder):
             lib.ggml_backend_tensor_get(tensor, rows.ctypes.data, 0, n_rows * row)
             for s, (start, end) in enumerate(self._spans):
                 self._out[s, slot] = rows[start:end].mean(0)
-        self._seen.add(slot)
 
     def embed_batch(self, token_lists: list[list[int]]) -> np.ndarray:
         """(n_seq, len(self.layers), dim): every requested layer of each sequence, from one decode."""
         ends = np.cumsum([len(t) for t in token_lists]).tolist()
         self._spans = [(end - len(t), end) for t, end in zip(token_lists, ends)]
         self._out = np.zeros((len(token_lists), len(self.layers), self.dim), np.float32)
-        self._seen, self._error = set(), None
-        last = super().embed_batch(token_lists)  # the decode; the callback fills the block slots
-        out, self._out = self._out, self._out[:0]
+        self._pending, self._error = set(self._slots.values()), None
+        self._stopping, self._finished = self.graph == "stopped", False
+        try:
+            self.decode(token_lists)
+        finally:
+            out, self._out = self._out, self._out[:0]
+            self.stats["decodes"] += 1
+            self.stats["stopped"] += self._finished
+            self._finished = False
         if self._error is not None:
             error, self._error = self._error, None
             raise error
-        missing = [self.layers[k] for k in self._slots.values() if k not in self._seen]
+        missing = [self.layers[k] for k in self._pending if self.layers[k] != LAST]
         if missing:
             raise W2SError(
                 f"{self.model.name} (architecture {self.model.architecture!r}): llama.cpp computed no tensor "
                 f"l_out-{missing[0]} ({len(missing)} requested blocks missing); this architecture names its block "
                 f"outputs differently, so only --layer last works with it")
-        if LAST in self.layers:
-            out[:, self.layers.index(LAST)] = last
+        if LAST not in self.layers:
+            return out
+        k = self.layers.index(LAST)
+        if self.graph == "stopped":
+            if k in self._pending:  # cannot happen once the probe passed; never return the zeros
+                self._give_up_stopping("computed no tensor result_norm in a stopped decode")
+                return self.embed_batch(token_lists)
+            return out
+        pooled = self.pooled(len(token_lists))  # the whole graph ran: llama.cpp's own vectors are valid
+        if self.graph == "probe":
+            why = "has no tensor named result_norm" if k in self._pending else self._disagreement(out[:, k], pooled)
+            if why is None:
+                self.graph = "stopped"
+                return out  # our own pooling from now on, this batch included (mean: one summation order)
+            self._give_up_stopping(why)
+        out[:, k] = pooled
         return out
+
+    def _disagreement(self, ours: np.ndarray, pooled: np.ndarray) -> str | None:
+        if self.pooling == "last":
+            return None if np.array_equal(ours, pooled) else "reads a result_norm that is not its pooled output"
+        scale = np.abs(pooled).max(axis=1, keepdims=True)
+        worst = float((np.abs(ours - pooled) / np.maximum(scale, 1e-30)).max())
+        return None if worst <= MEAN_TOLERANCE else f"averages result_norm to other vectors (relative difference {worst:.1e})"
+
+    def _give_up_stopping(self, why: str) -> None:
+        self.graph = "full"
+        warn_once(f"{self.model.name} (architecture {self.model.architecture!r}): llama.cpp's graph {why}, so every "
+                  f"decode computes the whole graph and reads 'last' from llama.cpp (slower, same features)")

@@ -29,11 +29,13 @@ from typing import Callable
 
 import numpy as np
 
+from .capture import LayerEmbedder
 from .pipeline import (DEFAULT_MAX_TOKENS, DEFAULT_SHARD_DOCS, Embedder, EmbeddingResult, EmbeddingStore,
-                         ExtractionInterrupted, StoreSettings, batch_tokens, extraction_lock, plan_batches, text_key)
+                       ExtractionInterrupted, StoreSettings, batch_tokens, extraction_lock, plan_batches, text_key)
 from ..common.llama_logs import quiet_llama_logs
 from ..errors import W2SError
 from ..models import ModelEntry, ResolvedModel
+from .layers import LAST
 
 MAX_RESTARTS = 3  # a dead actor process is restarted this often (model reloaded) ...
 MAX_TASK_RETRIES = 3  # ... and its unfinished shards are sent again this often
@@ -88,7 +90,7 @@ class EmbedWorker:
         self.error = None
         try:  # an error here is kept and raised by every call: a failed __init__ would read as a crash
             model = ensure_model(spec) if isinstance(spec, ModelEntry) else resolve_model(spec)
-            self.embedder = Embedder(model, pooling, max_tokens, n_gpu_layers, n_threads)
+            self.embedder = LayerEmbedder(model, pooling, max_tokens, [LAST], n_gpu_layers, n_threads)  # the local engine
         except W2SError as exc:
             self.error = f"{exc} (on Ray worker {self.node})"
             return
@@ -102,7 +104,7 @@ class EmbedWorker:
 
     def embed(self, batches: list[list[list[int]]]) -> dict:
         self.ready()
-        vectors = np.concatenate([self.embedder.embed_batch(batch) for batch in batches])
+        vectors = np.concatenate([self.embedder.embed_batch(batch)[:, 0] for batch in batches])
         return {**self.meta, "vectors": vectors}
 
 
@@ -144,8 +146,9 @@ def embed_texts_ray(
                 todo = list(dict.fromkeys(store.missing(keys)))
                 if todo:
                     by_key = dict(zip(keys, texts))
-                    actors = _start_actors(ray, model, pooling, max_tokens, n_gpu_layers if use_gpus else 0,
-                                           n_threads, use_gpus)
+                    spec = model.entry if model.entry is not None else str(model.path)  # workers fetch it themselves
+                    actors = place_actors(ray, EmbedWorker, (spec, pooling, max_tokens, n_gpu_layers if use_gpus else 0),
+                                          n_threads, use_gpus)
                     try:
                         _extract(ray, actors, model, store, todo, [by_key[k] for k in todo], shard_docs,
                                  progress, stats, problems, len(set(keys)), on_shard)
@@ -180,12 +183,6 @@ def _connect(ray, address: str) -> bool:
         raise W2SError(f"cannot join the Ray cluster at {address} ({first}); start one with `ray start --head` "
                        f"or check the address") from None
     return True
-
-
-def _start_actors(ray, model: ResolvedModel, pooling: str, max_tokens: int, n_gpu_layers: int,
-                  n_threads: int | None, use_gpus: bool) -> list:
-    spec = model.entry if model.entry is not None else str(model.path)  # workers fetch registry models themselves
-    return place_actors(ray, EmbedWorker, (spec, pooling, max_tokens, n_gpu_layers), n_threads, use_gpus)
 
 
 def place_actors(ray, worker: type, args: tuple, n_threads: int | None, use_gpus: bool) -> list:

@@ -1,8 +1,11 @@
-"""One loaded GGUF model in embedding mode: a thin wrapper over llama-cpp-python.
+"""One loaded GGUF model in llama.cpp's embedding mode: a thin wrapper over llama-cpp-python.
 
 It tokenizes, cuts long texts from the left (last-token pooling needs the
 end), decodes several texts in one llama.cpp batch and reads the pooled
-vector of each sequence.
+vector of each sequence. Decoding the whole graph this way is llama.cpp's own
+embedding throughput: `w2s-gguf bench` measures against it. Extraction runs
+`capture.LayerEmbedder`, which loads the model through this class and then
+computes only what the features need.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ class Embedder:
                 self.llm = llama_cpp.Llama(
                     model_path=str(model.path), embedding=True, pooling_type=pooling_type,
                     n_ctx=context, n_batch=context, n_ubatch=context,
-                    n_gpu_layers=n_gpu_layers, n_threads=n_threads, verbose=False,
+                    n_gpu_layers=n_gpu_layers, n_threads=n_threads, n_threads_batch=n_threads, verbose=False,
                 )
         except (ValueError, RuntimeError, OSError) as exc:
             fix = ("try --n-gpu-layers 0 (CPU) or a smaller --max-tokens; `w2s-gguf doctor` checks the GPU setup"
@@ -121,7 +124,8 @@ class Embedder:
                    f"(have {llama_cpp.__version__})")
             raise W2SError(f"llama.cpp could not load {model.path} (architecture {model.architecture!r}: {exc}); {fix}") from None
         self.dim = int(self.llm.n_embd())
-        self.n_threads = int(self.llm.context_params.n_threads)
+        # Batches run on n_threads_batch (Llama() would default it to every core, whatever n_threads says).
+        self.n_threads = int(self.llm.context_params.n_threads_batch)
 
     def tokenize(self, text: str) -> tuple[list[int], bool]:
         """Tokens of `text` cut to max_tokens from the left, keeping BOS; and whether it was cut."""
@@ -134,27 +138,40 @@ class Embedder:
         return tokens[-self.max_tokens:], True
 
     def embed_batch(self, token_lists: list[list[int]]) -> np.ndarray:
-        """Pooled vectors of sequences decoded together in one llama.cpp batch."""
-        import llama_cpp
+        """Pooled vectors of sequences decoded together in one llama.cpp batch (the whole graph)."""
+        self.decode(token_lists)
+        return self.pooled(len(token_lists))
 
+    def decode(self, token_lists: list[list[int]], outputs: str = "all") -> None:
+        """One llama_decode of the sequences, a fresh KV cache each time.
+
+        outputs="all" marks every token an output (embedding mode forces it anyway); "last" marks
+        each sequence's last token only (a context in logits mode then computes the final block's
+        feed-forward and norm for those rows alone).
+        """
         if sum(map(len, token_lists)) > self.n_ctx:
             raise ValueError(f"batch of {sum(map(len, token_lists))} tokens exceeds the context of {self.n_ctx}")
         llm = self.llm
         llm._batch.reset()
         for seq_id, tokens in enumerate(token_lists):
-            # Every token is an output in embedding mode (llama.cpp would force it anyway).
-            llm._batch.add_sequence(tokens, seq_id, True)
+            llm._batch.add_sequence(tokens, seq_id, outputs == "all")  # the last token is always an output
         llm._ctx.kv_cache_clear()
         try:
             llm._ctx.decode(llm._batch)
         except RuntimeError as exc:  # llama_decode's return code, e.g. out of memory on the GPU
             raise W2SError(f"llama.cpp failed to decode a batch of {self.model.name} ({exc}); "
                            f"try a smaller --max-tokens or fewer --n-gpu-layers") from None
-        out = np.empty((len(token_lists), self.dim), dtype=np.float32)
-        for seq_id in range(len(token_lists)):
-            ptr = llama_cpp.llama_get_embeddings_seq(llm._ctx.ctx, seq_id)
+        finally:
+            llm._batch.reset()
+
+    def pooled(self, n_seq: int) -> np.ndarray:
+        """llama.cpp's pooled vector of each sequence of the last decode (valid only after the whole graph)."""
+        import llama_cpp
+
+        out = np.empty((n_seq, self.dim), dtype=np.float32)
+        for seq_id in range(n_seq):
+            ptr = llama_cpp.llama_get_embeddings_seq(self.llm._ctx.ctx, seq_id)
             out[seq_id] = np.ctypeslib.as_array(ptr, shape=(self.dim,))
-        llm._batch.reset()
         return out
 
     def engine_tokens_per_second(self, n_tokens: int | None = None, repeats: int = 3) -> float:

