@@ -1,4 +1,4 @@
-"""The salience table of docs/salience.md: prompting baselines and label efficiency for several models and tasks.
+"""The salience table of docs/prompting.md: prompting baselines and label efficiency for several models and tasks.
 
     python benchmarks/salience_table.py --out salience-runs            # runs (or resumes) every task, then prints
     python benchmarks/salience_table.py --out salience-runs --print    # prints the table from the finished runs
@@ -24,7 +24,8 @@ def run(args) -> None:
         config = ExperimentConfig(models=args.models, task=task, n_train=args.n_train, n_test=args.n_test,
                                   seeds=args.seeds, methods=["xent"], max_tokens=args.max_tokens, balance=True,
                                   weak_models=1, prompting=True, shots=args.shots, n_threads=args.threads)
-        run_experiment(config, args.out / task, progress=False, command=f"benchmarks/salience_table.py ({task})")
+        run_experiment(config, args.out / task, progress=False, command=f"benchmarks/salience_table.py ({task})",
+                       cache_root=args.cache_root)
 
 
 def table(args) -> str:
@@ -71,6 +72,8 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--cache-root", type=Path, default=None,
+                        help="feature and score cache folder (default: the one under $W2S_GGUF_HOME)")
     parser.add_argument("--print", action="store_true", help="only print the table of finished runs")
     args = parser.parse_args()
     if not args.print:

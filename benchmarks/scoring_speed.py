@@ -1,4 +1,4 @@
-"""The scoring engine's speed (docs/salience.md): shared-prefix reuse against decoding every prompt whole,
+"""The scoring engine's speed (docs/prompting.md): shared-prefix reuse against decoding every prompt whole,
 and the scoring pass's tok/s against llama.cpp's own on the same context.
 
     python benchmarks/scoring_speed.py --models smollm2-135m gemma3-270m --task sentiment --docs 60

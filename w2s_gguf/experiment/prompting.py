@@ -1,4 +1,4 @@
-"""`--prompting`: how much each model already knows, beside the probes (docs/salience.md).
+"""`--prompting`: how much each model already knows, beside the probes (docs/prompting.md).
 
 After the protocol has run, each model scores the test docs zero-shot and k-shot with ground-truth
 demonstrations from half A (the same docs for every model, per seed); each strong model also with the
