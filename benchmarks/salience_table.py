@@ -29,7 +29,8 @@ def run(args) -> None:
 
 
 def table(args) -> str:
-    from w2s_gguf.report.salience import est, labels_text, salient
+    from w2s_gguf.report.format import pgr_text
+    from w2s_gguf.report.salience import est, labels_text, prompt_pgr_text, salient
     from w2s_gguf.results import load_results
 
     models, pairs = [], []
@@ -48,9 +49,8 @@ def table(args) -> str:
                           f"{labels_text(m.curve)} | {'yes' if yes else 'no'} |")
         for q in p.pairs:
             s = probe.get((q.weak, q.strong))
-            pp = f"{q.pgr_median:.2f} [{q.pgr_ci[0]:.2f}, {q.pgr_ci[1]:.2f}]" if q.pgr_ci else f"n/a ({q.pgr_reason})"
-            sp = (f"{s.pgr_median:.2f} [{s.pgr_ci[0]:.2f}, {s.pgr_ci[1]:.2f}]" if s and s.pgr_ci else
-                  f"n/a ({s.pgr_reason})" if s else "-")
+            pp = prompt_pgr_text(q)
+            sp = pgr_text(s) if s else "-"
             pairs.append(f"| {task} | {q.weak} → {q.strong} | {q.floor_acc:.3f} | {q.ceiling_acc:.3f} | {est(q.acc)} | "
                          f"{pp} | {sp} |")
     k = args.shots

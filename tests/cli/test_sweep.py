@@ -36,7 +36,7 @@ def test_sweep_pairs_reuse_intervals_and_report(smollm2, gemma3, test_home, tmp_
                 assert summary.pgr_median is None and "same model" in summary.pgr_reason
             elif summary.pgr_ci is not None:
                 lo, hi = summary.pgr_ci
-                assert lo <= summary.pgr_median <= hi
+                assert lo <= summary.pgr <= hi
     cross = results.pairs[1].summary["xent"]
     assert cross.pgr_ci is not None, cross.pgr_reason
     # The weak ceiling of a pair is that model's own ground-truth run, computed once per seed.

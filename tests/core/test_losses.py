@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from w2s_gguf.errors import W2SError
-from w2s_gguf.core.losses import (LOSSES, entropy_loss, kl_loss, logconf_loss, make_loss, product_loss, window_loss,
+from w2s_gguf.core.losses import (LOSSES, MIN_QUANTILE_BATCH, entropy_loss, kl_loss, logconf_loss, make_loss, product_loss, window_loss,
                              xent_loss)
 
 LN3 = math.log(3)
@@ -76,18 +76,19 @@ def test_product_no_gradient_through_target():
 # ---- logconf ----------------------------------------------------------------
 
 # Four docs with p0 = 0.2, 0.4, 0.6, 0.8 (logits [ln(p0/(1-p0)), 0]) and soft
-# targets y[:,1] = 0.4, 0.3, 0.2, 0.1, so q = mean y[:,1] = 0.25.
+# targets y[:,1] = 0.4, 0.3, 0.2, 0.1, so q = mean y[:,1] = 0.25, three times
+# over (a batch of 12: batches under MIN_QUANTILE_BATCH = 10 harden at 0.5).
 # The 0.25-quantile of p0 with linear interpolation sits at position
-# 0.25 * (4-1) = 0.75 between 0.2 and 0.4: threshold = 0.2 + 0.75*0.2 = 0.35.
+# 0.25 * (12-1) = 2.75 of the sorted p0, between 0.2 and 0.4: threshold = 0.2 + 0.75*0.2 = 0.35.
 # Hardened: p0 >= 0.35 -> class 0 for docs 2-4; doc 1 (p0 = 0.2) -> class 1,
-# i.e. a fraction 1/4 = q of the batch is class 1.
-P0 = [0.2, 0.4, 0.6, 0.8]
-Y1 = [0.4, 0.3, 0.2, 0.1]
+# i.e. a fraction 1/4 = q of the batch is class 1. Means over the batch are those of the four docs.
+P0 = [0.2, 0.4, 0.6, 0.8] * 3
+Y1 = [0.4, 0.3, 0.2, 0.1] * 3
 Z = t([[math.log(p / (1 - p)), 0.0] for p in P0])
 Y = t([[1 - y, y] for y in Y1])
-H = t([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+H = t([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]] * 3)
 # xent against y: mean over docs of -(y0 ln p0 + y1 ln p1).
-L_Y = sum(-((1 - y) * math.log(p) + y * math.log(1 - p)) for p, y in zip(P0, Y1)) / 4
+L_Y = sum(-((1 - y) * math.log(p) + y * math.log(1 - p)) for p, y in zip(P0, Y1)) / 12
 # xent against h: -ln p1 = -ln 0.8 for doc 1, -ln p0 for the others.
 L_H = (-math.log(0.8) - math.log(0.4) - math.log(0.6) - math.log(0.8)) / 4
 
@@ -148,7 +149,7 @@ def test_logconf_gradient_treats_hardened_targets_as_constants():
     z = Z.clone().requires_grad_()
     logconf_loss(z, Y, 1.0).backward()
     p = torch.softmax(Z, dim=1)
-    assert torch.allclose(z.grad, (p - ((1 - c) * Y + c * H)) / 4)
+    assert torch.allclose(z.grad, (p - ((1 - c) * Y + c * H)) / 12)
 
 
 def test_logconf_hardens_about_fraction_q_to_class_1():
@@ -163,6 +164,17 @@ def test_logconf_hardens_about_fraction_q_to_class_1():
     h = torch.softmax(z.detach(), dim=1) - 1000 * z.grad
     assert torch.allclose(h, h.round(), atol=1e-9)
     assert h[:, 1].mean().item() == pytest.approx(0.3, abs=0.002)
+
+
+def test_logconf_never_lets_a_tiny_batch_decide_the_hardened_target():
+    # Docs the head calls class 1 (p0 = 0.3) whose weak labels say class 1 too. On one doc (a one-doc
+    # last batch) the batch's q-quantile is that doc's own p0, so p0 >= t hardened it to class 0
+    # whatever it was; a few identical docs, likewise. Below MIN_QUANTILE_BATCH the head's argmax decides.
+    for n in (1, 2, MIN_QUANTILE_BATCH - 1):
+        z = t([[math.log(0.3 / 0.7), 0.0]] * n).requires_grad_()
+        logconf_loss(z, t([[0.1, 0.9]] * n), 1.0, aux_coef=1.0).backward()
+        h = torch.softmax(z.detach(), dim=1) - n * z.grad  # at c = 1 the gradient is (p - h) / n
+        assert torch.allclose(h, t([[0.0, 1.0]] * n), atol=1e-9), n
 
 
 # ---- validation -------------------------------------------------------------
@@ -247,7 +259,7 @@ def test_kl_gradient_is_xents():
 def test_entropy_mixes_soft_predictions(progress, c):
     # Target (1-c) y + c p with p the model's own soft prediction. xent is linear in the
     # target: (1-c) L_y + c H(p), with H(p) the per-doc entropy of p, averaged.
-    h_p = sum(-(p * math.log(p) + (1 - p) * math.log(1 - p)) for p in P0) / 4
+    h_p = sum(-(p * math.log(p) + (1 - p) * math.log(1 - p)) for p in P0) / 12
     assert entropy_loss(Z, Y, progress).item() == pytest.approx((1 - c) * L_Y + c * h_p)
 
 
@@ -257,6 +269,29 @@ def test_entropy_no_gradient_through_own_prediction():
     z = t([[0.0, LN3]]).requires_grad_()
     entropy_loss(z, t([[1.0, 0.0]]), 1.0).backward()
     assert z.grad.tolist()[0] == pytest.approx([-0.375, 0.375])
+
+
+@pytest.mark.parametrize("progress", [0.0, 0.05, 0.1, 0.5, 1.0])
+def test_entropy_is_xent_scaled_by_one_minus_c(progress):
+    # d/dz of xent against (1-c) y + c p, p detached: p - (1-c) y - c p = (1-c)(p - y), xent's gradient
+    # times (1 - c). Adam is scale invariant, so only the L2 term changes: entropy is xent with C (1 - c).
+    gen = torch.Generator().manual_seed(1)
+    z1 = torch.randn(20, 2, generator=gen, dtype=torch.float64)
+    z2 = z1.clone().requires_grad_()
+    z1.requires_grad_()
+    y1 = torch.rand(20, generator=gen, dtype=torch.float64)
+    y = torch.stack([1 - y1, y1], dim=1)
+    entropy_loss(z1, y, progress).backward()
+    xent_loss(z2, y).backward()
+    c = 0.5 * min(1.0, progress / 0.2)
+    assert torch.allclose(z1.grad, (1 - c) * z2.grad, atol=1e-12)
+
+
+def test_the_methods_table_says_entropy_is_xent_with_a_stronger_l2():
+    from w2s_gguf.core.methods import describe
+
+    rows = {line.split()[0]: line for line in describe()}
+    assert "= xent with C x (1 - c)" in rows["entropy"] and "same gradient as xent" in rows["kl"]
 
 
 def test_window_counts_only_unsure_docs_but_divides_by_batch():

@@ -13,7 +13,7 @@ import pytest
 
 from w2s_gguf.core import methods
 from w2s_gguf.errors import W2SError
-from w2s_gguf.core.intervals import misfit, paired_diff_ci
+from w2s_gguf.core.intervals import disagreement, misfit, paired_diff_ci
 from w2s_gguf.core.heads import LinearProbe
 from w2s_gguf.core.methods import MethodResult, W2SInput, parse_method, parse_methods, run_method, run_methods
 from w2s_gguf.core.methods.knn import knn_mean_labels
@@ -115,7 +115,7 @@ def test_misfit_and_honest_gap_on_real_runs(sentiment_features, case):
     weak_on_test = LinearProbe(seed=0).fit(X[:N_A, :64], y[:N_A]).predict_proba(X_test[:, :64])
     # The student departs from some weak labels, on B and on test, but keeps most.
     for student, weak in ((xent.train_proba, data.weak), (xent.test_proba, weak_on_test)):
-        assert 0 < misfit(student, weak) < 0.3
+        assert 0 < disagreement(student, weak) < 0.3
     # Strong ceiling (all dims) vs weak probe (64 dims), both on A, 3 seeds: 0.70 vs 0.685 on
     # 200 docs is a gap the resampling cannot tell from zero.
     strong = np.stack([LinearProbe(seed=s).fit(X[:N_A], y[:N_A]).predict(X_test) == y_test for s in range(3)])
@@ -244,8 +244,9 @@ def test_paired_diff_ci():
 def test_misfit():
     weak = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.7, 0.3]])
     student = np.array([[0.6, 0.4], [0.6, 0.4], [0.1, 0.9], [0.45, 0.55]])
-    assert misfit(student, weak) == 0.5
+    assert misfit(student, weak) == pytest.approx((0.3 ** 2 + 0.2 ** 2 + 0.1 ** 2 + 0.25 ** 2) / 4)  # squared, P(1)
     assert misfit(weak, weak) == 0.0
+    assert disagreement(student, weak) == 0.5
 
 
 def test_rank_auroc_equals_sklearn():

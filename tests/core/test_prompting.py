@@ -7,7 +7,7 @@ import pytest
 
 from w2s_gguf.core.prompting import (TRUE_DEMOS, WEAK_DEMOS, auroc_ci, choose_demos, few_shot, mean_ci,
                                      pair_prompting, scores_of, zero_shot)
-from w2s_gguf.core.stats import rank_auroc
+from w2s_gguf.core.stats import pgr_ci, rank_auroc
 
 
 def test_demonstrations_are_balanced_seeded_and_from_the_pool():
@@ -42,7 +42,7 @@ def test_zero_shot_scores_are_word1_minus_word0_and_auroc_ignores_bias():
 def test_intervals_cover_the_mean_and_shrink_with_more_docs():
     rng = np.random.default_rng(0)
     small, large = rng.random((3, 50)) < 0.7, rng.random((3, 2000)) < 0.7
-    a, b = mean_ci(small, 500), mean_ci(large, 500)
+    a, b = mean_ci(small), mean_ci(large)
     assert a.ci[0] <= a.value <= a.ci[1] and b.ci[0] <= b.value <= b.ci[1]
     assert b.ci[1] - b.ci[0] < a.ci[1] - a.ci[0]
     y = rng.integers(0, 2, 300)
@@ -85,8 +85,13 @@ def test_prompting_pgr_uses_the_weak_probe_as_floor_and_true_shots_as_ceiling():
         per_seed.append((t.mean() - f) / (c.mean() - f))
         assert out.per_seed[i].pgr == pytest.approx(per_seed[-1])
     assert out.pgr_median == pytest.approx(np.median(per_seed))
-    assert out.gap_clears_min_gap and out.pgr_ci[0] < out.pgr_median < out.pgr_ci[1]
-    assert 0.3 < out.pgr_median < 0.7 and out.agreement_mean is not None
+    # The headline is the probes' PGR: mean gain over mean gap, with Fieller's interval on the same matrices.
+    f, c = np.stack([floor[s] for s in seeds]), np.stack([(scores_of(ceiling[s]) > 0) == y for s in seeds])
+    t = np.stack([(scores_of(weak[s]) > 0) == y for s in seeds])
+    assert out.pgr == pytest.approx((t.mean() - f.mean()) / (c.mean() - f.mean()))
+    assert out.pgr_ci == pytest.approx(pgr_ci(f, c, t)["ci"])
+    assert out.gap_clears_min_gap and out.pgr_ci[0] < out.pgr < out.pgr_ci[1]
+    assert 0.3 < out.pgr < 0.7 and out.agreement_mean is not None
 
 
 def test_prompting_pgr_is_null_with_the_reason_when_the_gap_is_noise():
@@ -97,5 +102,5 @@ def test_prompting_pgr_is_null_with_the_reason_when_the_gap_is_noise():
     out = pair_prompting("w", "s", y, same, {s: _log_probs(same[s], y) for s in same},
                          {s: _log_probs(rng.random(n) < 0.7, y) for s in same}, {}, {s: y for s in same},
                          min_gap=0.01, n_boot=200)
-    assert out.pgr_median is None and "not clearly above min_gap" in out.pgr_reason
+    assert out.pgr is None and out.pgr_median is None and "not clearly above min_gap" in out.pgr_reason
     assert not out.gap_clears_min_gap and out.gap.value == pytest.approx(0.0)

@@ -81,7 +81,7 @@ def test_every_method_side_by_side_with_its_difference_to_xent_and_misfit():
     assert summary["xent"].vs_xent is None
     for method, s in summary.items():
         assert s.auroc_mean > 0.6, method  # every method ranks docs better than chance on an easy task
-        assert 0 <= s.misfit_train_mean <= 1
+        assert 0 <= s.disagree_train_mean <= 1 and 0 <= s.misfit_mean <= 1
         if method != "xent":
             d = s.vs_xent
             assert d.ci[0] <= d.diff <= d.ci[1] and d.distinguishable == (d.ci[0] > 0)
@@ -103,9 +103,15 @@ def test_several_weak_models_teach_the_strong_one_and_the_ensemble_averages_them
     settings = ProtocolSettings(seeds=2, methods=["xent", "ensemble"], weak_models=2, n_bootstrap=200,
                                 sklearn_baseline=False)
     out = run_protocol(features, y_train, y_test, settings=settings)
-    assert [(p.weak, p.strong) for p in out.pairs] == [("weak1", "strong"), ("weak2", "strong")]
-    # One ensemble student, scored against each pair's own teacher.
-    assert out.pairs[0].summary["ensemble"].transfer_acc_mean == out.pairs[1].summary["ensemble"].transfer_acc_mean
+    # One ensemble student per strong model, in a row of its own after that model's pairs.
+    assert [(p.weak, p.strong) for p in out.pairs] == [("weak1", "strong"), ("weak2", "strong"),
+                                                       ("ensemble(weak1+weak2)", "strong")]
+    assert all(list(p.summary) == ["xent"] for p in out.pairs[:2])
+    ensemble = out.pairs[2]
+    assert ensemble.teachers == ["weak1", "weak2"] and list(ensemble.summary) == ["ensemble"]
+    # Its weak accuracy is the ensemble teacher's: the mean of both teachers' test predictions.
+    teacher = [np.mean([out.predictions[f"gt|{m}|{seed}"] for m in ("weak1", "weak2")], axis=0) for seed in (0, 1)]
+    assert ensemble.weak_acc == pytest.approx(np.mean([np.mean(t.argmax(1) == y_test) for t in teacher]))
     with pytest.raises(SettingError, match="ensemble"):
         run_protocol({"weak": features["weak1"], "strong": features["strong"]}, y_train, y_test,
                      settings=ProtocolSettings(methods=["ensemble"]))

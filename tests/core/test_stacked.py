@@ -138,16 +138,16 @@ def test_linear_probe_is_a_stack_of_one():
 
 @pytest.mark.parametrize("name, opts", LOSS_CASES)
 def test_batched_gradient_is_autograd_of_the_loss(name, opts):
-    # Two heads, one with a padded (masked) batch: each head's gradient
-    # w (p sum(t) - t) / n equals autograd of losses.py on its real rows only.
+    # Three heads, two with padded (masked) batches, one of them too small for logconf's quantile:
+    # each head's gradient w (p sum(t) - t) / n equals autograd of losses.py on its real rows only.
     torch.manual_seed(0)
     loss = make_loss(name, **opts)
-    z = torch.randn(2, 6, 2, dtype=torch.float64) * 2
-    y1 = torch.rand(2, 6, dtype=torch.float64)
+    z = torch.randn(3, 12, 2, dtype=torch.float64) * 2
+    y1 = torch.rand(3, 12, dtype=torch.float64)
     y = torch.stack([1 - y1, y1], dim=2)
-    mask = torch.tensor([[1.0] * 6, [1.0] * 4 + [0.0] * 2], dtype=torch.float64)
+    mask = torch.tensor([[1.0] * 12, [1.0] * 10 + [0.0] * 2, [1.0] * 3 + [0.0] * 9], dtype=torch.float64)
     count = mask.sum(dim=1)
-    progress = np.array([0.05, 0.6])
+    progress = np.array([0.05, 0.6, 0.9])
     coefs = ()
     if name in ("logconf", "entropy"):
         from w2s_gguf.core.stacked import _logconf_coefs
@@ -155,12 +155,38 @@ def test_batched_gradient_is_autograd_of_the_loss(name, opts):
     p = torch.softmax(z, dim=2)
     t, w = _targets(loss, p.float(), y.float(), mask.float(), count.float(), coefs)
     gz = (p.float() * t.sum(dim=2, keepdim=True) - t) * (w / count.float()[:, None])[:, :, None]
-    for k in range(2):
+    for k in range(3):
         rows = int(count[k])
         zk = z[k, :rows].clone().float().requires_grad_()
         loss(zk, y[k, :rows].float(), float(progress[k])).backward()
         assert torch.allclose(gz[k, :rows], zk.grad, atol=1e-7)
         assert torch.all(gz[k, rows:] == 0)
+
+
+def test_a_one_doc_batch_hardens_to_its_own_argmax():
+    # A head whose last batch holds one doc (101 docs, batch 100): that doc's own p0 was the
+    # batch's quantile, so it always hardened to class 0. Here p0 = 0.3 (the head says class 1).
+    loss = make_loss("logconf")
+    p = torch.tensor([[[0.3, 0.7]] + [[0.5, 0.5]] * 3])
+    y = torch.tensor([[[0.1, 0.9]] * 4])
+    mask = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    t, _ = _targets(loss, p, y, mask, mask.sum(dim=1), (np.array([1.0]), np.array([0.0])))
+    assert t[0, 0].tolist() == [0.0, 1.0]
+
+
+def test_entropy_trains_the_head_xent_trains_with_c_times_one_minus_c():
+    # The gradient identity of tests/core/test_losses.py, through Adam: once c has warmed up to 0.5,
+    # entropy's head is xent's head with C x 0.5 (a stronger L2), not xent's head with the same C.
+    X, _ = synthetic(450, 32)
+    X_test, _ = synthetic(300, 32, seed=1)
+    z = (X - X.mean(axis=0)) / X.std(axis=0)
+    p1 = 1 / (1 + np.exp(-(z[:, 0] + z[:, 1])))
+    soft = np.stack([1 - p1, p1], axis=1).astype(np.float32)
+    entropy, stronger_l2, same_c = (h.predict_proba(X_test) for h in train_heads(
+        [HeadJob(X, soft, loss="entropy"), HeadJob(X, soft, C=0.01 * 0.5), HeadJob(X, soft, C=0.01)]))
+    # The warm-up (c from 0 to 0.5 over the first fifth) is the only difference: 0.005 on average here.
+    assert np.abs(entropy - stronger_l2).mean() < 0.01
+    assert np.abs(entropy - same_c).mean() > 0.04  # 0.062
 
 
 def test_no_dynamo_import():

@@ -40,7 +40,7 @@ def test_every_model_and_pair_gets_its_prompting_numbers(run):
     assert pair.floor_acc == pytest.approx(results.pairs[0].weak_acc)  # the weak probe, as in the W2S run
     assert pair.ceiling_acc == pytest.approx(p.models[1].few_shot.acc.value)
     assert all(s.demo_label_acc is not None for s in pair.per_seed)
-    assert pair.pgr_median is not None or pair.pgr_reason
+    assert pair.pgr is not None or pair.pgr_reason
     predictions = np.load(out / "predictions.npz")
     assert {"prompt|smollm2-135m|zero", "prompt|gemma3-270m|true|1", "prompt|smollm2-135m|gemma3-270m|weak|0"} <= set(predictions)
     assert load_results(out) == results  # typed fields, written and read back

@@ -16,7 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from ..results import CurvePoint, LabelCurve
-from .intervals import paired_diff_ci
+from .intervals import accuracy_ci
 from .stacked import HeadJob, train_heads
 from .stats import rank_auroc
 
@@ -68,7 +68,7 @@ def label_curves(x_train: Mapping[str, np.ndarray], x_test: Mapping[str, np.ndar
         x = [float(n) for n in sizes] + [full_n]
         points = []
         for k, row in enumerate(probas):
-            ci = paired_diff_ci(correct[k], np.zeros_like(correct[k]), n_boot, seed=0)["ci"]
+            ci = accuracy_ci(correct[k])["ci"]
             aurocs = [a for a in (rank_auroc(y_test, p[:, 1]) for p in row) if a is not None]
             points.append(CurvePoint(x[k], float(correct[k].mean()), ci, float(np.mean(aurocs)) if aurocs else None,
                                      [float(c.mean()) for c in correct[k]], full=k == len(sizes)))

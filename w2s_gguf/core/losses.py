@@ -24,6 +24,12 @@ from ..errors import W2SError
 # softmax outputs, which sum to 1 only to ~1e-7.
 ROW_SUM_ATOL = 1e-4
 
+# logconf hardens a batch at its q-quantile only when the batch has at least this many docs. The
+# rule puts the largest p0 of a batch in class 0 whatever q is, so on one doc it always hardens to
+# class 0 (a one-doc last batch), and on a few docs it moves in steps of 1/n. Smaller batches
+# harden at 0.5, the head's own argmax (ELA's prior of 0.5; OAI drops the partial last batch).
+MIN_QUANTILE_BATCH = 10
+
 # Per schedule, the warmup fraction used when warmup_frac is None.
 WARMUP_DEFAULTS = {"linear": 0.2, "openai": 0.1}
 
@@ -96,7 +102,8 @@ def logconf_loss(
 
     h hardens the head's own predictions so that about a fraction
     q = mean(y[:, 1]) of the batch is class 1: t is the q-quantile (linear
-    interpolation) of p[:, 0] over the batch and h_b = [p_b0 >= t, p_b0 < t].
+    interpolation) of p[:, 0] over the batch and h_b = [p_b0 >= t, p_b0 < t];
+    a batch of fewer than MIN_QUANTILE_BATCH docs uses t = 0.5 instead.
     c follows `schedule` ("linear" or "openai", see _logconf_coef);
     warmup_frac=None takes the schedule's default (0.2 linear, 0.1 openai).
     """
@@ -110,7 +117,7 @@ def logconf_loss(
     with torch.no_grad():  # the threshold and the hardened targets are constants
         p0 = F.softmax(logits, dim=1)[:, 0]
         q = targets[:, 1].mean()
-        t = torch.quantile(p0, q)
+        t = torch.quantile(p0, q) if len(p0) >= MIN_QUANTILE_BATCH else torch.tensor(0.5, dtype=p0.dtype)
         h = torch.stack([(p0 >= t), (p0 < t)], dim=1).to(logits.dtype)
     return _xent(logits, (1 - c) * targets + c * h)
 

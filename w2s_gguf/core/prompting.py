@@ -6,7 +6,8 @@ demonstrations from half A, chosen per seed. Per pair: the strong model's k-shot
 weak model's hard labels on half B as demonstrations (the labels its weak-to-strong students learn
 from), and prompting PGR = (k-shot weak - floor) / (ceiling - floor), with floor = the weak model's
 probe accuracy (the W2S run's weak_acc) and ceiling = the strong model's k-shot accuracy with true
-labels, under the same gap rule and intervals as the probe PGR (summaries.summarize).
+labels, under the same gap rule and intervals as the probe PGR (summaries.summarize: the ratio of mean gain to
+mean gap with Fieller's interval, and OAI's median of per-seed PGRs beside it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..results import Estimate, FewShot, PairPrompting, PromptPairSeed, PromptSeed, TransferScore, ZeroShot
-from .intervals import paired_diff_ci
+from .intervals import accuracy_ci, paired_diff_ci
 from .stats import pgr, rank_auroc
 from .summaries import summarize
 
@@ -53,16 +54,16 @@ def correct_of(log_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- intervals (all call sites here)
 
-def mean_ci(correct: np.ndarray, n_boot: int) -> Estimate:
-    """Mean accuracy over seeds and test docs, with the paired bootstrap's interval (seeds and docs resampled)."""
-    correct = np.atleast_2d(np.asarray(correct, dtype=bool))
-    out = paired_diff_ci(correct, np.zeros_like(correct), n_boot, seed=0)
-    return Estimate(out["diff"], out["ci"], out["level"])
+def mean_ci(correct: np.ndarray) -> Estimate:
+    """Mean accuracy over seeds and test docs, with the probes' interval (intervals.accuracy_ci: two-way
+    variance components, covering new seeds and new test docs)."""
+    out = accuracy_ci(np.atleast_2d(np.asarray(correct, dtype=bool)))
+    return Estimate(out["acc"], out["ci"], out["level"])
 
 
 def auroc_ci(labels: np.ndarray, scores: np.ndarray, n_boot: int, level: float = 0.95) -> Estimate:
     """Mean AUROC over seeds (scores: (n_seeds, n_test), or one (n_test,) set), with a bootstrap interval
-    that resamples seeds and test docs."""
+    that resamples seeds and test docs (AUROC is no mean over docs, so it has no variance-components form)."""
     labels, scores = np.asarray(labels), np.atleast_2d(np.asarray(scores, dtype=np.float64))
     values = [a for a in (rank_auroc(labels, row) for row in scores) if a is not None]
     value = float(np.mean(values)) if values else None
@@ -83,7 +84,7 @@ def auroc_ci(labels: np.ndarray, scores: np.ndarray, n_boot: int, level: float =
 
 def zero_shot(log_probs: np.ndarray, y_test: np.ndarray, n_boot: int) -> ZeroShot:
     scores = scores_of(log_probs)
-    return ZeroShot(acc=mean_ci(correct_of(log_probs, y_test), n_boot), auroc=auroc_ci(y_test, scores, n_boot),
+    return ZeroShot(acc=mean_ci(correct_of(log_probs, y_test)), auroc=auroc_ci(y_test, scores, n_boot),
                     mean_score=float(scores.mean()), predicted_positive=float((scores > 0).mean()))
 
 
@@ -93,7 +94,7 @@ def few_shot(log_probs_by_seed: dict[int, np.ndarray], y_test: np.ndarray, n_boo
                           rank_auroc(y_test, scores_of(log_probs_by_seed[s]))) for s in seeds]
     correct = np.stack([correct_of(log_probs_by_seed[s], y_test) for s in seeds])
     scores = np.stack([scores_of(log_probs_by_seed[s]) for s in seeds])
-    return FewShot(mean_ci(correct, n_boot), auroc_ci(y_test, scores, n_boot), per_seed)
+    return FewShot(mean_ci(correct), auroc_ci(y_test, scores, n_boot), per_seed)
 
 
 def pair_prompting(weak: str, strong: str, y_test: np.ndarray, floor_correct: dict[int, np.ndarray],
@@ -105,7 +106,7 @@ def pair_prompting(weak: str, strong: str, y_test: np.ndarray, floor_correct: di
     floor = np.stack([floor_correct[s] for s in seeds])
     ceiling = np.stack([correct_of(ceiling_log_probs[s], y_test) for s in seeds])
     transfer = np.stack([correct_of(weak_log_probs[s], y_test) for s in seeds])
-    gap = paired_diff_ci(ceiling, floor, n_boot, seed=0, threshold=min_gap)
+    gap = paired_diff_ci(ceiling, floor, threshold=min_gap)
     per_seed, rows = [], []
     for i, seed in enumerate(seeds):
         f, c, t = float(floor[i].mean()), float(ceiling[i].mean()), float(transfer[i].mean())
@@ -115,9 +116,10 @@ def pair_prompting(weak: str, strong: str, y_test: np.ndarray, floor_correct: di
         auroc = rank_auroc(y_test, scores_of(weak_log_probs[seed]))
         per_seed.append(PromptPairSeed(seed, f, c, t, auroc, value, reason, demo_label_acc.get(seed)))
         rows.append(TransferScore(acc=t, auroc=auroc, agreement=agree, pgr=value, pgr_reason=reason))
-    # The probe runs' summary, so the gap rule and PGR interval are the same code (and change with it).
-    s = summarize(SimpleNamespace(min_gap=min_gap, n_bootstrap=n_boot), False, gap, rows, floor, ceiling, transfer)
-    return PairPrompting(weak, strong, float(floor.mean()), float(ceiling.mean()), mean_ci(transfer, n_boot),
+    # The probe runs' summary, so the gap rule and the PGR (mean gain / mean gap, Fieller's interval) are
+    # the same code as the probes' (and change with it).
+    s = summarize(SimpleNamespace(min_gap=min_gap), False, gap, rows, floor, ceiling, transfer)
+    return PairPrompting(weak, strong, float(floor.mean()), float(ceiling.mean()), mean_ci(transfer),
                          s.auroc_mean, s.agreement_mean, Estimate(gap["diff"], gap["ci"], gap["level"]),
-                         bool(gap["distinguishable"]), s.pgr_median, s.pgr_mean, s.pgr_ci, s.pgr_reason, s.n_valid_seeds,
+                         bool(gap["distinguishable"]), s.pgr, s.pgr_ci, s.pgr_median, s.pgr_reason, s.n_valid_seeds,
                          per_seed)

@@ -4,7 +4,9 @@ For each seed: split the training docs into halves A and B by group; train a
 ground-truth head per model on A (its test accuracy is the model's ceiling,
 its predictions on B are its weak labels); for every pair weak -> strong and
 every method (w2s_gguf.core.methods), train the strong student on the strong
-model's features of B from the weak labels. A scikit-learn logistic
+model's features of B from the weak labels. A method that averages several
+weak models (ensemble) gets a row of its own per strong model, its weak side
+the mean of its teachers' test predictions. A scikit-learn logistic
 regression repeats the xent runs as an independent check.
 
 Heads train in stacks (w2s_gguf.core.stacked): every model and seed's
@@ -12,7 +14,7 @@ ground-truth head at once, then every method, pair and seed's student.
 
     from w2s_gguf.core.protocol import run_protocol
     out = run_protocol({"weak": (xw_train, xw_test), "strong": (xs_train, xs_test)}, y_train, y_test)
-    print(out.pairs[0].summary["xent"].pgr_median, out.pairs[0].summary["xent"].pgr_ci)
+    print(out.pairs[0].summary["xent"].pgr, out.pairs[0].summary["xent"].pgr_ci)
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class ProtocolSettings:
     ceiling_half: str = "A"
     min_gap: float = 0.01
     logconf_schedule: str = "linear"  # "openai" turns a plain `logconf` into `logconf-openai`
+    # Deprecated, unused: the intervals are analytic now (core/intervals.py, stats.pgr_ci), none resamples.
+    # Still accepted and recorded, so older configs and results.json files rebuild and reproduce.
     n_bootstrap: int = 1000
     self_pairs: bool = False  # also train strong-on-own-labels (W = S) runs, as OAI's sweep does
     sklearn_baseline: bool = False  # repeat the xent runs with scikit-learn, an independent check
@@ -125,29 +129,58 @@ def run_protocol(
         (m, seed): Run(next(heads).predict_proba(x_test[m])) for seed in seeds for m in names}
     weak_labels = {(m, seed): head.predict_proba(x_train[m][halves[seed][1]]) for (m, seed), head in gt_heads.items()}
 
-    # Students: every method, pair and seed in lockstep (one stack per round of the methods).
-    runs, keys = [], []
+    # Students: every method, pair and seed in lockstep (one stack per round of the methods). A method
+    # that averages several teachers (ensemble) learns the same thing in every pair with that strong
+    # model: it trains once per strong model and is scored against its own teacher, the teachers' mean.
+    runs, keys, ensembles, seen = [], [], {}, set()
     for seed in seeds:
         for w, s in pairs:
             teachers = names[: names.index(s)] if settings.weak_models is None else names[: settings.weak_models]
-            ensemble = [weak_labels[t, seed] for t in teachers] if len(teachers) > 1 else None
-            data = W2SInput(x_train[s][halves[seed][1]], weak_labels[w, seed], x_test[s], seed, ensemble)
+            several = len(teachers) > 1
+            data = W2SInput(x_train[s][halves[seed][1]], weak_labels[w, seed], x_test[s], seed,
+                            [weak_labels[t, seed] for t in teachers] if several else None, weak_test=gt[w, seed].proba,
+                            weak_ensemble_test=[gt[t, seed].proba for t in teachers] if several else None)
             for method in methods:
-                if method.min_weak_models <= data.n_weak_models:
+                if method.min_weak_models > data.n_weak_models:
+                    continue
+                key = (w, s, method.spec, seed)
+                if method.min_weak_models > 1:
+                    name = f"ensemble({'+'.join(teachers)})"
+                    ensembles[name, s] = teachers
+                    key = (name, s, method.spec, seed)
+                if key not in seen:
+                    seen.add(key)
                     runs.append((method, data))
-                    keys.append((w, s, method.spec, seed))
-    transfer = {key: Run(result.test_proba, result.train_proba) for key, result in zip(keys, run_methods(runs))}
-    predictions = {f"gt|{m}|{seed}{suffix}": run.proba for (m, seed), run in gt.items()}
-    predictions.update({f"transfer|{w}|{s}|{spec}|{seed}{suffix}": run.proba for (w, s, spec, seed), run in transfer.items()})
+                    keys.append(key)
+    transfer = {key: Run(result.test_proba, result.teacher_test, result.disagreement_with_targets())
+                for key, result in zip(keys, run_methods(runs))}
+    for (name, _), teachers in ensembles.items():
+        for seed in seeds:
+            gt[name, seed] = Run(np.mean([gt[t, seed].proba for t in teachers], axis=0))
+    predictions = {f"gt|{m}|{seed}{suffix}": gt[m, seed].proba for seed in seeds for m in names}
+    if settings.ceiling_half == "B":  # the pairs' strong accuracies come from these heads
+        predictions.update({f"ceiling|{m}|{seed}{suffix}": run.proba for (m, seed), run in ceiling.items()})
+    for (w, s, spec, seed), run in transfer.items():
+        predictions[f"transfer|{w}|{s}|{spec}|{seed}{suffix}"] = run.proba
+        if run.teacher is not None:  # misfit's other side, where it is not a gt head (or their mean)
+            predictions[f"teacher|{w}|{s}|{spec}|{seed}{suffix}"] = run.teacher
 
     sk = _sklearn_check(settings, names, pairs, seeds, halves, x_train, x_test, y_train) if settings.sklearn_baseline else None
     if log:
         for seed in seeds:
             log(f"seed {seed}{' layer ' + layer if suffix else ''}: "
                 + ", ".join(f"{m} {gt[m, seed].metrics(y_test)['acc']:.3f}" for m in names))
-    ground_truth = [ground_truth_entry(m, layer, seeds, y_test, gt, sk) for m in names]
-    pair_results = [pair_result(settings, [m.spec for m in methods], layer, w, s, seeds, y_test, gt, ceiling,
-                                transfer, weak_labels, sk) for w, s in pairs]
+    sk_runs = (lambda kind: {(m, seed): sk[kind, m, seed] for m in names for seed in seeds}) if sk else (lambda kind: None)
+    ground_truth = [ground_truth_entry(m, layer, seeds, y_test, gt, sk_runs("gt")) for m in names]
+    if settings.ceiling_half == "B":
+        ground_truth += [ground_truth_entry(m, layer, seeds, y_test, ceiling, sk_runs("ceiling"), half="B") for m in names]
+    specs = [m.spec for m in methods]
+    pair_results = []
+    for i, (w, s) in enumerate(pairs):
+        pair_results.append(pair_result(settings, specs, layer, w, s, seeds, y_test, gt, ceiling, transfer, sk))
+        if all(s != later for _, later in pairs[i + 1:]):  # the ensemble row follows its strong model's last pair
+            pair_results += [pair_result(settings, specs, layer, name, s, seeds, y_test, gt, ceiling, transfer, None,
+                                         teachers) for (name, strong), teachers in ensembles.items() if strong == s]
     head = {**{f.name: f.default for f in fields(HeadJob) if f.name in HEAD_OPTIONS},
             "methods": {m.spec: m.config() for m in methods}}
     return ProtocolResult(ground_truth, pair_results, head, predictions, halves, weak_labels)

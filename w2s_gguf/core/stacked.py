@@ -38,7 +38,7 @@ import torch
 
 from ..errors import W2SError
 from .inputs import as_features, as_targets, check_settings, one_thread
-from .losses import Loss, make_loss
+from .losses import MIN_QUANTILE_BATCH, Loss, make_loss
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
@@ -157,6 +157,8 @@ def _targets(loss: Loss, p, y, mask, count, coefs):
             lo = ordered.gather(1, below[:, None])
             hi = ordered.gather(1, above[:, None])
             thr = lo.lerp(hi, (ranks - below)[:, None])
+            # Too few docs for a quantile (losses.MIN_QUANTILE_BATCH): harden at 0.5, the own argmax.
+            thr = torch.where(count[:, None] < MIN_QUANTILE_BATCH, torch.full_like(thr, 0.5), thr)
             aux = torch.stack([p[:, :, 0] >= thr, p[:, :, 0] < thr], dim=2).to(p.dtype)
         t = one_minus_c * y + c * aux
     else:

@@ -37,7 +37,7 @@ class ExperimentConfig:
     task_options: TaskOptions = field(default_factory=TaskOptions)
     logconf_schedule: str = "linear"
     data_seed: int = 0
-    n_bootstrap: int = 1000
+    n_bootstrap: int = 1000  # accuracies and PGR use analytic intervals; only --prompting's AUROC and labels-to-90 draw this many
     self_pairs: bool = False  # also train strong-on-own-labels (W = S) runs, as OAI's sweep does
     sklearn_baseline: bool = False  # the independent scikit-learn check (opt-in: it doubles a warm run)
     registry: str | None = None

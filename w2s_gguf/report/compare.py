@@ -8,7 +8,7 @@ from typing import Any
 
 from ..results import PairResult, Results, to_json
 from ..common.storage import atomic_write_bytes
-from .format import DASH, f3, md_table, pgr_text
+from .format import DASH, f3, md_table, pgr_point, pgr_text
 from .plots import Entry, colors, draw_pgr, png_bytes, seed_pgrs
 from .salience import compare_salience
 
@@ -82,10 +82,10 @@ def compare_markdown(results_a: Results, results_b: Results, label_a: str = "A",
                      f"{f3(a.weak_acc)} / {f3(b.weak_acc)}", f"{f3(a.strong_acc)} / {f3(b.strong_acc)}",
                      f"{f3(sa.transfer_acc_mean)} / {f3(sb.transfer_acc_mean)}",
                      _delta(sa.transfer_acc_mean, sb.transfer_acc_mean),
-                     pgr_text(sa), pgr_text(sb), _delta(sa.pgr_median, sb.pgr_median)])
+                     pgr_text(sa), pgr_text(sb), _delta(pgr_point(sa)[0], pgr_point(sb)[0])])
     header = ["weak", "strong", "method", f"weak acc ({label_a} / {label_b})", f"strong acc ({label_a} / {label_b})",
               f"transfer acc ({label_a} / {label_b})", "Δ transfer", f"PGR {label_a} [95% CI]",
-              f"PGR {label_b} [95% CI]", "Δ PGR median"]
+              f"PGR {label_b} [95% CI]", "Δ PGR"]
     runs = md_table(["run", "label", "task", "created", "command"], [
         [tag, label, r.task.name, r.created or DASH, r.command or DASH]
         for tag, label, r in (("A", label_a, results_a), ("B", label_b, results_b))])

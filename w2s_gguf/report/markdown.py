@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from ..results import ModelInfo, Results, TaskInfo
-from .format import DASH, ci_text, f3, md_table, methods_of, pair_label, pgr_text, sklearn_checked
+from .format import DASH, PGR_RULE, ci_text, f3, md_table, methods_of, pair_label, pgr_text, plan_text, sklearn_checked
 from .salience import SALIENCE_PNG, salience_section
-from .table import diff_text
+from .table import HOLM_NOTE, diff_text
 from .text_only import text_only_section
 
 ACCURACY_PNG = "accuracy.png"
@@ -30,6 +30,7 @@ def report_markdown(results: Results) -> str:
         "## Text-only baseline\n\n" + text_only_section(results),
         "\n\n".join(f"![{name[:-4]}]({name})" for name in figure_names(results)),
         "## How to read PGR\n\n" + _pgr_note(results),
+        "## How many docs would settle it\n\n" + _plans(results),
         *(["## How much does each model already know?\n\n" + salience_section(results)] if results.prompting else []),
         "## Ground truth (each model on true labels)\n\n" + _ground_truth(results),
         "## Per seed\n\n" + _per_seed(results),
@@ -54,8 +55,8 @@ def _summary(results: Results) -> str:
     layered = len(results.layers) > 1  # a layer column only when a run compares layers
     checked = sklearn_checked(results)
     header = ["weak", "strong", *(["layer"] if layered else []), "method", "weak acc", "strong acc", "gap [95% CI]",
-              "transfer acc", "AUROC", "agreement", "misfit B", "vs xent [95% CI]", "PGR median [95% CI]",
-              *(["sklearn PGR [95% CI]"] if checked else []), "valid seeds"]
+              "transfer acc", "AUROC", "agreement", "misfit", "sq gain", "disagree B", "vs xent [95% CI]",
+              "PGR [95% CI]", "PGR median", *(["sklearn PGR [95% CI]"] if checked else []), "valid seeds"]
     rows, verdicts = [], []
     for pair in results.pairs:
         sk = pair.sklearn_summary or {}
@@ -64,63 +65,98 @@ def _summary(results: Results) -> str:
             s = pair.summary[method]
             rows.append([pair.weak, pair.strong, *([pair.layer] if layered else []), method, f3(pair.weak_acc),
                          f3(pair.strong_acc), gap, f3(s.transfer_acc_mean), f3(s.auroc_mean), f3(s.agreement_mean),
-                         f3(s.misfit_train_mean), diff_text(s.vs_xent), pgr_text(s),
+                         _small(s.misfit_mean), _small(s.sq_gain_mean), f3(s.disagree_train_mean),
+                         diff_text(s.vs_xent), pgr_text(s), f3(s.pgr_median),
                          *([pgr_text(sk[method]) if method in sk else DASH] if checked else []),
                          f"{s.n_valid_seeds}/{len(results.seeds)}"])
         verdicts.append(_verdict(pair, results))
-    note = ("Accuracies are means over seeds on the same test docs; PGR is the median over valid seeds. "
-            "vs xent is the method's accuracy minus xent's, paired over the same seeds and test docs; "
-            "* marks an interval that excludes 0.")
-    return md_table(header, rows) + "\n\n" + note + "\n\n" + "\n".join(verdicts)
+    ensembles = [f"{p.weak} is the mean of {', '.join(p.teachers)}'s test predictions, the teacher of the "
+                 f"ensemble student" for p in results.pairs if p.teachers]
+    note = ("Accuracies are means over seeds on the same test docs. vs xent is the method's accuracy minus xent's, "
+            f"paired over the same seeds and test docs; {HOLM_NOTE}. "
+            + ("Strong accuracies are ceilings trained on half B (`--ceiling-half B`). "
+               if results.settings.get("ceiling_half") == "B" else "") + " ".join(e + "." for e in dict.fromkeys(ensembles)))
+    return md_table(header, rows) + "\n\n" + note.strip() + "\n\n" + "\n".join(verdicts)
+
+
+def _small(x) -> str:
+    """misfit and sq gain are squared distances of probabilities, often below 0.001."""
+    return f"{x:.4f}" if isinstance(x, float) else DASH
 
 
 def _verdict(pair, results: Results) -> str:
-    """Which methods the intervals say beat (or lose to) xent: the claim the table supports."""
-    better = [m for m, s in pair.summary.items() if s.vs_xent and s.vs_xent.distinguishable]
-    worse = [m for m, s in pair.summary.items() if s.vs_xent and s.vs_xent.ci[1] < 0]
+    """Which methods beat (or lose to) xent after Holm's correction: the claim the table supports."""
+    def stands(d) -> bool:
+        return d.holm if d.holm is not None else (d.ci[0] > 0 or d.ci[1] < 0)
+
+    better = [m for m, s in pair.summary.items() if s.vs_xent and stands(s.vs_xent) and s.vs_xent.diff > 0]
+    worse = [m for m, s in pair.summary.items() if s.vs_xent and stands(s.vs_xent) and s.vs_xent.diff < 0]
     label = pair_label(pair, results)
     if len(pair.summary) < 2 or "xent" not in pair.summary:
         return f"- {label}: no comparison with xent in this run."
     return (f"- {label}: better than xent: {', '.join(better) or 'none'}; worse: {', '.join(worse) or 'none'}; "
-            f"every other difference is within noise.")
+            f"every other difference is within noise (Holm, family-wise 5% over {len(pair.summary) - 1} methods).")
 
 
 def _pgr_note(results: Results) -> str:
     settings = results.settings
     return "\n".join([
-        "- PGR = (transfer acc - weak acc) / (strong acc - weak acc), per seed: the share of the gap "
-        "between the weak teacher and the strong ceiling that the strong student recovers from weak labels.",
-        "- 0 means the student is no better than its teacher, 1 means it matches the ceiling; "
-        "values below 0 or above 1 happen and are real.",
-        f"- A seed counts only when strong acc - weak acc >= min_gap ({settings.get('min_gap', DASH)}) and "
-        "weak != strong; otherwise its PGR is null with the reason shown. A tiny gap divides noise by "
-        "noise (OAI's anthropic_hh row shows PGR 0.81 from a gap of about 0.005).",
-        f"- The summary is the median over valid seeds with a bootstrap 95% interval that resamples "
-        f"seeds and test docs ({settings.get('n_bootstrap', DASH)} resamples); it is null when the mean gap "
-        "over seeds is below min_gap. With gaps of a few points the interval is wide: read it before the median.",
+        "- PGR = (transfer acc - weak acc) / (strong acc - weak acc): the share of the gap between the weak "
+        "teacher and the strong ceiling that the strong student recovers from weak labels. 0 means the student "
+        "is no better than its teacher, 1 means it matches the ceiling; values below 0 or above 1 happen and are real.",
+        f"- The rule: {PGR_RULE} ({settings.get('min_gap', DASH)}); otherwise the PGR is null with the gap and "
+        "its interval as the reason (a gap that cannot be told from zero makes any ratio noise).",
+        "- The mean gain over the mean gap weighs every seed alike, so one seed with a tiny gap cannot dominate "
+        "it; its 95% interval is Fieller's, for the ratio over new seeds and new test docs. PGR median is OAI's "
+        "summary, the median of per-seed PGRs over the seeds whose own gap reaches min_gap in whole docs.",
+        "- Every interval is a 95% t interval from the run's own variance per seed, per doc and their "
+        "interaction (two-way random effects, Satterthwaite's df): it covers a rerun with new seeds and new "
+        "test docs. Nothing is resampled (the setting n_bootstrap is recorded but no longer used).",
         ("- sklearn PGR repeats the protocol with scikit-learn logistic regression, an independent check "
          "of the torch head: a different sign is a reason to distrust both." if sklearn_checked(results) else
          "- The independent scikit-learn check did not run (add --sklearn-check to repeat the xent runs with "
          "scikit-learn's logistic regression)."),
         "- AUROC is against true labels; agreement is how often the student agrees with its weak "
         "teacher on the test docs (high agreement with low PGR = the student imitated its teacher's errors).",
-        "- The gap's interval decides: a PGR is shown only when the paired 95% interval of strong minus weak "
-        "accuracy lies above min_gap; otherwise the ratio would divide noise by noise.",
-        "- misfit B is how often the student disagrees with the weak labels it was trained on (argmax, on half B). "
-        "In Charikar et al.'s (2024) analysis the gain over the teacher is at least about the misfit; misfit.png "
-        "(gain against misfit per seed, with the line gain = misfit) shows whether that holds here.",
+        "- misfit is Charikar et al.'s (2024): the mean squared distance between the student's and its "
+        "teacher's P(label 1) on the test docs, the teacher being what its targets came from (the weak model; "
+        "for ensemble the teachers' mean, for knn-relabel the kNN-smoothed weak labels, for bootstrap the "
+        "previous round, for hard the weak model's hard labels). sq gain is the teacher's squared error minus "
+        "the student's against the true labels; their theorem (squared loss, a convex class holding the truth) "
+        "gives sq gain >= misfit, and misfit.png shows whether that holds here. disagree B is another "
+        "quantity: the share of B's training docs where the student's class is not its target's.",
     ])
+
+
+def _plans(results: Results) -> str:
+    """Per pair: the test docs (at this run's seeds) that would settle the gap and each method's PGR."""
+    available = results.task.n_test_available
+    lines = ["Projected from this run's own variance per seed, per doc and their interaction (core/planning.py), "
+             "taking the observed gap and PGR as the truth; a plan to size the next run with, not a result. "
+             "The seed-to-seed variation does not shrink with more docs: where it alone is too wide, more "
+             "seeds are the answer." + (f" The task can supply {available:,} test docs." if available else "")]
+    for pair in results.pairs:
+        if pair.gap_plan is None:
+            continue
+        clear = "already clear of min_gap" if pair.gap and pair.gap.distinguishable else plan_text(pair.gap_plan, available)
+        lines.append(f"- {pair_label(pair, results)}: gap {f3(pair.mean_gap)} above min_gap: {clear}; PGR +-0.1: "
+                     + "; ".join(f"{m} {plan_text(s.pgr_plan, available)}" for m, s in pair.summary.items()
+                                 if s.pgr_plan is not None) + ".")
+    return "\n".join(lines) if len(lines) > 1 else "no pair with several seeds and two different models in this run"
 
 
 def _ground_truth(results: Results) -> str:
     layered, checked = len(results.layers) > 1, sklearn_checked(results)
+    halves = any(gt.half != "A" for gt in results.ground_truth)  # --ceiling-half B: which head each row is
     rows = []
     for gt in results.ground_truth:
         per_seed = ", ".join(f3(s.acc) for s in gt.per_seed)
-        rows.append([gt.model, *([gt.layer] if layered else []), f3(gt.acc_mean), f3(gt.acc_median), f3(gt.auroc_mean),
+        role = "teacher (weak acc)" if gt.half == "A" else "ceiling (strong acc)"
+        rows.append([gt.model, *([gt.layer] if layered else []), *([f"{gt.half}: {role}"] if halves else []),
+                     f3(gt.acc_mean), f3(gt.acc_median), f3(gt.auroc_mean),
                      *([f3(gt.sklearn.acc_mean if gt.sklearn else None)] if checked else []), per_seed])
-    header = ["model", *(["layer"] if layered else []), "acc mean", "acc median", "AUROC mean",
-              *(["sklearn acc mean"] if checked else []), "acc per seed"]
+    header = ["model", *(["layer"] if layered else []), *(["trained on half"] if halves else []), "acc mean",
+              "acc median", "AUROC mean", *(["sklearn acc mean"] if checked else []), "acc per seed"]
     return md_table(header, rows)
 
 

@@ -10,7 +10,7 @@ import io
 
 from ..features.layers import relative_depth
 from ..results import PairResult, Results, Summary
-from .format import methods_of, pair_label
+from .format import methods_of, pair_label, pgr_point
 
 _METHOD_MARKERS = {"xent": "o", "logconf": "s", "product": "^"}
 _EXTRA_MARKERS = ("D", "v", "P", "X", "*", "<", ">", "h", "p", "8")
@@ -106,7 +106,7 @@ def seed_pgrs(pair: PairResult, method: str) -> list[float | None]:
 
 
 def pgr_figure(results: Results):
-    """PGR median per pair and method with 95% interval bars; null PGRs as labelled gaps."""
+    """PGR (mean gain / mean gap) per pair and method with 95% interval bars; null PGRs as labelled gaps."""
     methods = _all_methods(results)
     palette = dict(zip(methods, colors(len(methods))))
     groups = []
@@ -114,7 +114,7 @@ def pgr_figure(results: Results):
         entries = [Entry(m, palette.get(m, "0.3"), marker(m, methods), pair.summary[m], seed_pgrs(pair, m))
                    for m in methods_of(results, pair)]
         groups.append((pair_label(pair, results).replace(" → ", "\n→ "), entries))
-    title = f"{results.task.name}: PGR (median over seeds, 95% interval)"
+    title = f"{results.task.name}: PGR (mean gain / mean gap, 95% interval over new seeds and docs)"
     return draw_pgr(groups, title, legend=[(m, palette[m], marker(m, methods)) for m in methods])
 
 
@@ -124,7 +124,7 @@ class Entry:
     def __init__(self, label: str, color, marker: str, stats: Summary, seeds: list):
         self.label, self.color, self.marker = label, color, marker
         self.stats = stats
-        self.median = stats.pgr_median
+        self.median, self.ci = pgr_point(stats)  # the headline PGR (the ratio; a schema <= 2 file's median)
         self.seeds = [v for v in seeds if v is not None]
 
 
@@ -146,7 +146,7 @@ def draw_pgr(groups: list[tuple[str, list[Entry]]], title: str, legend: list[tup
             if e.median is None:
                 continue
             ax.scatter([x] * len(e.seeds), e.seeds, color=e.color, s=10, alpha=0.35, zorder=2)
-            ci = e.stats.pgr_ci
+            ci = e.ci
             if ci:
                 yerr = [[e.median - ci[0]], [ci[1] - e.median]]
                 ax.errorbar([x], [e.median], yerr=yerr, color=e.color, capsize=4, linewidth=1.5, zorder=3)
@@ -190,8 +190,9 @@ def _null_band(ax, transform, x0: float, x1: float, text: str) -> None:
 
 
 def misfit_figure(results: Results):
-    """Per seed and method: the student's misfit on B (disagreement with its weak labels) against its gain
-    over the weak teacher (transfer acc - weak acc). Charikar et al. (2024): gain >= misfit, roughly."""
+    """Per seed and method, Charikar et al.'s (2024) two quantities on the test docs: the misfit (mean squared
+    distance of the student's P(1) to its teacher's) against the gain in squared error over that teacher.
+    Their theorem (squared loss, a convex class holding the truth) gives gain >= misfit: points above the line."""
     from matplotlib.lines import Line2D
 
     fig = new_figure(7, 5.5)
@@ -204,21 +205,21 @@ def misfit_figure(results: Results):
             continue
         for sd in pair.per_seed:
             for method, score in sd.transfer.items():
-                if score.misfit_train is None:
+                if score.misfit is None or score.sq_gain is None:
                     continue
-                gain = score.acc - sd.weak_acc
-                ax.scatter([score.misfit_train], [gain], color=palette.get(method, "0.3"),
+                ax.scatter([score.misfit], [score.sq_gain], color=palette.get(method, "0.3"),
                            marker=marker(method, methods), s=22, alpha=0.8)
-                seen += [score.misfit_train, gain]
+                seen += [score.misfit, score.sq_gain]
     if seen:
-        hi = max(max(seen), 0.05)
+        hi = max(max(seen), 0.01)
         ax.plot([0, hi], [0, hi], color="0.4", linestyle=":", linewidth=1)
     else:
-        ax.text(0.5, 0.5, "no misfit recorded (older results file)", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no misfit recorded (results file of schema <= 2)", ha="center", va="center",
+                transform=ax.transAxes)
     ax.axhline(0, color="black", linewidth=1)
-    ax.set_xlabel("misfit: student disagrees with its weak labels on B (share of docs)")
-    ax.set_ylabel("gain: transfer acc - weak acc (test docs)")
-    ax.set_title(f"{results.task.name}: misfit against gain, per seed", fontsize=10)
+    ax.set_xlabel("misfit: mean (student P(1) - teacher P(1))^2, test docs")
+    ax.set_ylabel("gain: teacher's squared error - student's (true labels, test docs)")
+    ax.set_title(f"{results.task.name}: misfit against gain in squared error, per seed", fontsize=10)
     ax.grid(alpha=0.3)
     handles = [Line2D([], [], color=palette[m], marker=marker(m, methods), linestyle="none", label=m) for m in methods]
     handles.append(Line2D([], [], color="0.4", linestyle=":", label="gain = misfit"))
@@ -245,7 +246,7 @@ def layers_figure(results: Results):
     palette = dict(zip(models, colors(len(models))))
     for model in models:
         pts = sorted((layer_depth(results, model, g.layer), g.acc_mean, g.layer) for g in results.ground_truth
-                     if g.model == model and layer_depth(results, model, g.layer) is not None)
+                     if g.model == model and g.half == "A" and layer_depth(results, model, g.layer) is not None)
         blocks = [(x, y) for x, y, layer in pts if layer != "last"]
         if blocks:
             ax_acc.plot(*zip(*blocks), color=palette[model], marker="o", markersize=4, label=model)
@@ -263,9 +264,10 @@ def layers_figure(results: Results):
         for pair in results.pairs:
             s = pair.summary.get(method)
             x = layer_depth(results, pair.strong, pair.layer)
-            if s is None or x is None or pair.weak == pair.strong or s.pgr_median is None:
+            value, ci = pgr_point(s) if s is not None else (None, None)
+            if x is None or pair.weak == pair.strong or value is None:
                 continue
-            pts.append((x + 0.008 * (k - (len(methods) - 1) / 2), s.pgr_median, s.pgr_ci))  # side by side
+            pts.append((x + 0.008 * (k - (len(methods) - 1) / 2), value, ci))  # side by side
         for x, y, ci in sorted(pts, key=lambda p: p[0]):
             if ci:
                 ax_pgr.errorbar([x], [y], yerr=[[y - ci[0]], [ci[1] - y]], color=mpalette[method], capsize=3,
@@ -276,7 +278,7 @@ def layers_figure(results: Results):
     ax_pgr.axhline(0, color="black", linewidth=1)
     ax_pgr.axhline(1, color="0.5", linewidth=1, linestyle=":")
     ax_pgr.set_xlabel("relative depth of the strong model's layer")
-    ax_pgr.set_ylabel("PGR (median over seeds, 95% interval)")
+    ax_pgr.set_ylabel("PGR (mean gain / mean gap, 95% interval)")
     ax_pgr.grid(alpha=0.3)
     ax_pgr.legend(handles=[Line2D([], [], color=mpalette[m], marker=marker(m, methods), label=m) for m in methods],
                   fontsize=8)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import textwrap
 
-from ..results import LabelCurve, ModelPrompting, Prompting, Results
-from .format import DASH, ci_text, f3, md_table
+from ..results import LabelCurve, ModelPrompting, PairPrompting, Prompting, Results
+from .format import DASH, ci_text, f3, md_table, pgr_text
 
 SALIENCE_PNG = "salience.png"
 
@@ -69,18 +69,23 @@ def salience_section(results: Results) -> str:
     return "\n\n".join(parts)
 
 
+def prompt_pgr_text(q: PairPrompting) -> str:
+    """Prompting PGR (mean gain / mean gap) with Fieller's interval, or why there is none."""
+    if q.pgr is None:
+        return f"n/a ({q.pgr_reason})"
+    return f"{q.pgr:.3f} {ci_text(q.pgr_ci)}" if q.pgr_ci else f"{q.pgr:.3f} (no interval: {q.pgr_reason})"
+
+
 def _pairs(results: Results) -> str:
     p = results.prompting
     probe = {(q.weak, q.strong): q for q in results.pairs if q.layer == (p.models[0].curve.layer if p.models[0].curve else "last")}
     rows, words = [], []
     by_model = {m.model: m for m in p.models}
     for q in p.pairs:
-        pgr = (f"{q.pgr_median:.3f} {ci_text(q.pgr_ci)}".strip() if q.pgr_median is not None
-               else f"n/a ({q.pgr_reason})")
+        pgr = prompt_pgr_text(q)
         xent = probe.get((q.weak, q.strong))
         probe_pgr = xent.summary.get("xent") if xent else None
-        probe_text = DASH if probe_pgr is None else (f"{probe_pgr.pgr_median:.3f} {ci_text(probe_pgr.pgr_ci)}".strip()
-                                                     if probe_pgr.pgr_median is not None else "n/a")
+        probe_text = DASH if probe_pgr is None else pgr_text(probe_pgr)
         rows.append([q.weak, q.strong, f3(q.floor_acc), f3(q.ceiling_acc), est(q.acc),
                      f"{q.gap.value:+.3f} {ci_text(q.gap.ci)}", pgr, probe_text])
         strong_salient, _ = salient(by_model[q.strong], p.shots) if q.strong in by_model else (False, "")
@@ -155,8 +160,7 @@ def compare_salience(results_a: Results, results_b: Results, label_a: str, label
     index_b = {(q.weak, q.strong): q for q in pb.pairs}
     for q in pa.pairs:
         other = index_b.get((q.weak, q.strong))
-        text = lambda x: (f"{x.pgr_median:.3f} {ci_text(x.pgr_ci)}".strip() if x.pgr_median is not None  # noqa: E731
-                          else f"n/a ({x.pgr_reason})")
+        text = prompt_pgr_text
         pairs.append([q.weak, q.strong, f"{est(q.acc)} / {est(other.acc) if other else '(absent)'}",
                       f"{text(q)} / {text(other) if other else '(absent)'}"])
     out = md_table(["model", f"zero-shot AUROC ({label_a} / {label_b})", f"few-shot acc, true labels ({pa.shots} / {pb.shots} shots)",
@@ -180,7 +184,7 @@ def salience_lines(results: Results) -> list[str]:
                      f"{f3(few.acc.value if few else None):>10} {f3(few.auroc.value if few else None):>12} "
                      f"{labels_text(m.curve).split(' (')[0][:14]:>14}  {'yes' if salient(m, k)[0] else 'no'}")
     for q in p.pairs:
-        pgr = f"{q.pgr_median:.3f} {ci_text(q.pgr_ci)}".strip() if q.pgr_median is not None else f"n/a ({q.pgr_reason})"
+        pgr = prompt_pgr_text(q)
         lines += textwrap.wrap(f"{q.weak} -> {q.strong}: {k}-shot with weak labels {f3(q.acc.value)}, prompting PGR {pgr}",
                                width=100, initial_indent="  ", subsequent_indent="    ")
     return lines

@@ -45,7 +45,7 @@ def text_only_section(results: Results) -> str:
     settings = "; ".join(f"{k}: {v}" for k, v in baseline.settings.items())
     return "\n\n".join([
         f"Text-only accuracy **{f3(baseline.acc_mean)}** [{f3(baseline.ci[0])}, {f3(baseline.ci[1])}] "
-        f"({baseline.level:.0%} interval over seeds and test docs): a logistic regression on the docs' text alone, "
+        f"({baseline.level:.0%} interval, covering new seeds and new test docs): a logistic regression on the docs' text alone, "
         "trained on half A of each seed and scored on the same test docs as the probes.",
         verdicts,
         "A probe below it learned less than the words show; a baseline far above chance on a task that should "

@@ -99,9 +99,35 @@ def _upgrade(data: dict) -> dict:
         if isinstance(settings, dict) and "losses" in settings:
             settings["methods"] = settings.pop("losses")
         data["schema_version"] = 2
-    if data["schema_version"] == 2:
-        data["schema_version"] = 3  # 3 only added optional fields: nothing to reshape
+    # A schema-3 file written before the statistics moved to schema 3 (the text-only baseline came first)
+    # still has the schema-2 summaries: reshape it as one.
+    if data["schema_version"] == 2 or (data["schema_version"] == 3 and _old_statistics(data)):
+        for pair in data.get("pairs") or []:
+            if not isinstance(pair, dict):
+                continue  # from_json names the problem
+            for summaries in (pair.get("summary"), pair.get("sklearn_summary")):
+                for s in (summaries or {}).values():
+                    if isinstance(s, dict):  # the median's bootstrap interval is not Fieller's interval of pgr
+                        s["pgr_median_ci"], s["pgr_ci"] = s.get("pgr_ci"), None
+                        _rename(s, "misfit_train_mean", "disagree_train_mean")
+            for seed in pair.get("per_seed") or []:
+                for score in ((seed.get("transfer") if isinstance(seed, dict) else None) or {}).values():
+                    if isinstance(score, dict):
+                        _rename(score, "misfit_train", "disagree_train")
+        data["schema_version"] = 3
     return data
+
+
+def _old_statistics(data: dict) -> bool:
+    """Whether a file's summaries are schema 2's (pgr_mean, misfit_train_mean) rather than this schema's."""
+    return any(isinstance(s, dict) and ("pgr_mean" in s or "misfit_train_mean" in s)
+               for pair in data.get("pairs") or [] if isinstance(pair, dict)
+               for summaries in (pair.get("summary"), pair.get("sklearn_summary")) for s in (summaries or {}).values())
+
+
+def _rename(d: dict, old: str, new: str) -> None:
+    if old in d:
+        d[new] = d.pop(old)
 
 
 # ---------------------------------------------------------------- files

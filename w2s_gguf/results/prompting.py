@@ -106,9 +106,9 @@ class PairPrompting:
     agreement_mean: float | None  # with the weak probe's test predictions
     gap: Estimate  # ceiling minus floor, paired over seeds and test docs
     gap_clears_min_gap: bool  # a PGR is given only when the gap's interval lies above min_gap
-    pgr_median: float | None
-    pgr_mean: float | None
-    pgr_ci: list[float] | None
+    pgr: float | None  # mean gain / mean gap over seeds and docs, as the probes' Summary.pgr
+    pgr_ci: list[float] | None  # Fieller's interval of pgr (None when the gap cannot be told from zero)
+    pgr_median: float | None  # OAI's median of per-seed PGRs, beside it
     pgr_reason: str | None
     n_valid_seeds: int
     per_seed: list[PromptPairSeed] = field(default_factory=list)

@@ -66,6 +66,7 @@ class TaskData:
     prompt_version: str
     skipped: dict[str, int]
     balanced: bool
+    n_test_available: int | None = None  # about how many test docs the task could supply (with these train docs)
     # Every usable (train, test) doc the choice was made from, for `tasks audit`.
     pools: tuple[list[Doc], list[Doc]] = field(default_factory=lambda: ([], []), repr=False, compare=False)
 
@@ -89,6 +90,7 @@ class TaskData:
             "balanced": self.balanced,
             "skipped": dict(self.skipped),
             "docs_sha256": docs_fingerprint(self.train, self.test),
+            "n_test_available": self.n_test_available,
         }
 
 
@@ -171,6 +173,8 @@ def load_task(
             raise SettingError("n_test", f"is {n_test} with n_train {n_train}, but task {name!r} has {total} docs in all "
                                          f"(no split of its own); lower them to at most {total} together")
         pools = carve_test(loaded.train + loaded.test, n_test, balance)
+    # A task without a split of its own can give every doc not used for training to test.
+    available = _most(loaded.train + loaded.test, balance) - n_train if loaded.hash_split else _most(loaded.test, balance)
     train_rng, test_rng = _generators(data_seed, len(pools[0]))
     train = _choose(pools[0], n_train, balance, train_rng, "train", name)
     test = _choose(pools[1], n_test, balance, test_rng, "test", name)
@@ -185,5 +189,14 @@ def load_task(
         prompt_version=task.prompt_version,
         skipped=loaded.skipped,
         balanced=balance,
+        n_test_available=max(available, len(test)),
         pools=(list(pools[0]), list(pools[1])),
     )
+
+
+def _most(docs: list[Doc], balance: bool) -> int:
+    """How many docs a choice from `docs` can hold (balanced: twice the smaller class)."""
+    if not balance:
+        return len(docs)
+    positives = sum(d.label for d in docs)
+    return 2 * min(positives, len(docs) - positives)

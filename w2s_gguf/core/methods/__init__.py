@@ -19,6 +19,12 @@ stack.
 Several weak models (`ensemble`): the caller puts the soft labels of B from
 every weak model into `W2SInput.weak_ensemble` (a list of (n, 2) arrays, one
 per weak model, rows in B's order); `weak` stays the pair's own weak model.
+
+Misfit (Charikar et al. 2024) compares the student with the teacher whose
+labels it learnt from. A method whose targets are not the weak labels says
+what that teacher predicts on the test docs (`MethodResult.teacher_test`:
+the ensemble's mean, the kNN-smoothed weak labels, the previous round's
+student); None means the pair's weak model.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ class W2SInput:
     x_test: np.ndarray  # strong features of the test docs (n_test, d)
     seed: int = 0
     weak_ensemble: list[np.ndarray] | None = None  # soft labels of B from every weak model, for `ensemble`
+    weak_test: np.ndarray | None = None  # the weak model's test predictions (n_test, 2), for misfit
+    weak_ensemble_test: list[np.ndarray] | None = None  # every weak model's test predictions, for `ensemble`
 
     @property
     def n_weak_models(self) -> int:
@@ -55,8 +63,18 @@ class MethodResult:
 
     spec: str
     test_proba: np.ndarray  # (n_test, 2)
-    train_proba: np.ndarray  # (n_B, 2): the student on B, for misfit
+    train_proba: np.ndarray  # (n_B, 2): the student on B
     info: dict[str, Any] = field(default_factory=dict)
+    train_targets: np.ndarray | None = None  # what the student was fit to, rows `train_rows` of B (None: all)
+    train_rows: np.ndarray | None = None
+    teacher_test: np.ndarray | None = None  # its teacher on the test docs when that is not the weak model
+
+    def disagreement_with_targets(self) -> float | None:
+        """Share of the training docs where the student's class is not its target's class."""
+        if self.train_targets is None:
+            return None
+        student = self.train_proba if self.train_rows is None else self.train_proba[self.train_rows]
+        return float(np.mean(np.argmax(student, axis=1) != np.argmax(self.train_targets, axis=1)))
 
 
 # What the caller may set for every head of every method (HeadJob fields).
@@ -115,18 +133,24 @@ class OneHeadMethod(Method):
         """The head's loss and its options (a method may derive them from the data)."""
         return self.loss, dict(self.loss_options)
 
+    def teacher_test(self, data: W2SInput) -> np.ndarray | None:
+        """What the targets' source predicts on the test docs; None: the weak model itself."""
+        return None
+
     def run(self, data: W2SInput) -> Run:
         self.check_input(data)
         keep, targets, info = self.targets(data)
         x = data.x_train if keep is None else data.x_train[keep]
         loss, options = self.head_loss(data)
         (head,) = yield [HeadJob(x, targets, seed=data.seed, loss=loss, loss_options=options)]
-        return finish(self, data, head, info)
+        return finish(self, data, head, info, targets, keep, self.teacher_test(data))
 
 
-def finish(method: Method, data: W2SInput, head: TrainedHead, info: dict[str, Any]) -> MethodResult:
+def finish(method: Method, data: W2SInput, head: TrainedHead, info: dict[str, Any], targets=None, rows=None,
+           teacher_test=None) -> MethodResult:
     return MethodResult(method.spec, head.predict_proba(data.x_test), head.predict_proba(data.x_train),
-                        {**method.config(), **info})
+                        {**method.config(), **info}, train_targets=None if targets is None else np.asarray(targets),
+                        train_rows=rows, teacher_test=teacher_test)
 
 
 def parse_number(method: Method, kind=float, low=None, high=None, low_open=False, what="the argument"):

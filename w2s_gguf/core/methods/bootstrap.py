@@ -31,8 +31,9 @@ class Bootstrap(Method):
 
     def run(self, data: W2SInput) -> Run:
         self.check_input(data)
-        targets = data.weak
-        for _ in range(self.rounds + 1):
+        targets, teacher = data.weak, None  # round 0's teacher is the weak model
+        for round_ in range(self.rounds + 1):
             (head,) = yield [HeadJob(data.x_train, targets, seed=data.seed)]
-            targets = head.predict_proba(data.x_train)
-        return finish(self, data, head, {"rounds": self.rounds})
+            if round_ < self.rounds:  # this student teaches the next round
+                targets, teacher = head.predict_proba(data.x_train), head.predict_proba(data.x_test)
+        return finish(self, data, head, {"rounds": self.rounds}, targets, None, teacher)

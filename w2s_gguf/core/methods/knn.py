@@ -20,15 +20,17 @@ from . import OneHeadMethod, W2SInput, parse_number, register
 DEFAULT_K = 50
 
 
-def knn_mean_labels(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Mean of `labels` (n, 2) over each doc's k nearest docs in x (itself included)."""
+def knn_mean_labels(x: np.ndarray, labels: np.ndarray, k: int, queries: np.ndarray | None = None) -> np.ndarray:
+    """Mean of `labels` (n, 2) over each doc's k nearest docs in x (itself included), or over the
+    k nearest docs of x to each row of `queries` (other docs: the kNN teacher on the test docs)."""
     xt = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    qt = xt if queries is None else torch.from_numpy(np.asarray(queries, dtype=np.float64))
     with one_thread():
-        sq = (xt * xt).sum(dim=1)
-        dist = (sq[:, None] + sq[None, :] - 2 * xt @ xt.T).numpy()  # squared distances: same order
-    # A doc is its own nearest neighbour (distance 0 in ELA); the matmul form leaves rounding
-    # on the diagonal, so place it first explicitly.
-    np.fill_diagonal(dist, -1.0)
+        dist = ((qt * qt).sum(dim=1)[:, None] + (xt * xt).sum(dim=1)[None, :] - 2 * qt @ xt.T).numpy()
+    if queries is None:
+        # A doc is its own nearest neighbour (distance 0 in ELA); the matmul form leaves rounding
+        # on the diagonal, so place it first explicitly.
+        np.fill_diagonal(dist, -1.0)
     nearest = np.argsort(dist, axis=1, kind="stable")[:, :k]
     return labels[nearest].mean(axis=1, dtype=np.float64).astype(np.float32)
 
@@ -52,6 +54,10 @@ class KnnRelabel(OneHeadMethod):
     def targets(self, data: W2SInput):
         k = min(self.k, len(data.weak))
         return None, knn_mean_labels(data.x_train, data.weak, k), {"k_used": k}
+
+    def teacher_test(self, data: W2SInput):
+        """Each test doc's mean weak label over its k nearest docs of B: the targets' rule, on test."""
+        return knn_mean_labels(data.x_train, data.weak, min(self.k, len(data.weak)), queries=data.x_test)
 
 
 @register

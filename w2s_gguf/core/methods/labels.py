@@ -35,6 +35,9 @@ class Hard(OneHeadMethod):
         # One-hot rows rather than 0/1 labels: a weak model that labels every doc alike is allowed here.
         return None, np.eye(2, dtype=np.float32)[np.argmax(data.weak, axis=1)], {}
 
+    def teacher_test(self, data: W2SInput):
+        return None if data.weak_test is None else np.eye(2, dtype=np.float32)[np.argmax(data.weak_test, axis=1)]
+
 
 @register
 class Confident(OneHeadMethod):
@@ -82,3 +85,9 @@ class Ensemble(OneHeadMethod):
             raise W2SError(f"ensemble: every weak model's labels of B must have shape {data.weak.shape}, "
                            f"got {sorted(shapes)}; pass one (n, 2) array per weak model in weak_ensemble")
         return None, np.mean(labels, axis=0), {"n_weak_models": len(labels)}
+
+    def teacher_test(self, data: W2SInput):
+        """The ensemble teacher on the test docs: the mean of every weak model's test predictions."""
+        if data.weak_ensemble_test is None:
+            return None
+        return np.mean([np.asarray(w, dtype=np.float32) for w in data.weak_ensemble_test], axis=0)

@@ -79,7 +79,9 @@ class KL(_LossMethod):
 class Entropy(_LossMethod):
     name = "entropy"
     order = 4
-    summary = "logconf with the soft (not hardened) own predictions"
+    # With its own prediction detached the gradient is (1 - c)(p - y); Adam is scale invariant, so only the
+    # coupled L2 changes (tests/core/test_losses.py, test_stacked.py). Faithful to ELA; said in the table.
+    summary = "logconf with the soft own predictions: = xent with C x (1 - c), a stronger L2"
     forms = "entropy"
     source = "EleutherAI/w2s w2s/loss.py (log_confidence_loss, harden=False)"
 
