@@ -19,7 +19,7 @@ TEST_HOME = Path(os.environ.get("W2S_GGUF_TEST_HOME", str(REPO / ".cache-test"))
 os.environ["W2S_GGUF_HOME"] = str(TEST_HOME)
 
 
-REAL_MODEL_FIXTURES = {"smollm2", "gemma3"}
+REAL_MODEL_FIXTURES = {"smollm2", "gemma3", "smollm2_q4_0"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -50,6 +50,28 @@ def gemma3(test_home):
 
 
 @pytest.fixture(scope="session")
+def smollm2_q4_0(smollm2, test_home) -> Path:
+    """A third real model: SmolLM2 requantized by llama.cpp to Q4_0 (a different file with slightly different
+    features, for runs with two weak models), made once in the test cache (~4 s)."""
+    import ctypes
+
+    import llama_cpp
+
+    path = test_home / "derived" / "smollm2-q4_0.gguf"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.allow_requantize, params.ftype, params.nthread = True, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0, 2
+        from w2s_gguf.common.llama_logs import quiet_llama_logs
+
+        with quiet_llama_logs():
+            assert llama_cpp.llama_model_quantize(str(smollm2.path).encode(), str(tmp).encode(), ctypes.byref(params)) == 0
+        os.replace(tmp, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def sentiment_texts(test_home) -> list[str]:
     from w2s_gguf.tasks import load_task
 
@@ -66,6 +88,38 @@ def offline_hub():
         mp.setattr(_common, "hub_reachable", lambda: False)
         mp.setattr(chess_puzzles, "hub_reachable", lambda: False)
         yield
+
+
+def wait_for_line(proc, text: str, stream: str = "stderr", limit: float = 600) -> str:
+    """Read a child process's stderr (or stdout) until a line containing `text`; fail if it ends first.
+
+    `limit` only keeps a broken build from hanging the suite (a reader thread
+    gives up then); no test passes or fails by how fast the child is.
+    """
+    import queue
+    import threading
+
+    lines: queue.Queue = queue.Queue()
+    seen: list[str] = []
+
+    def read() -> None:
+        for line in getattr(proc, stream):
+            lines.put(line)
+            if text in line:
+                return
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    while True:
+        try:
+            line = lines.get(timeout=limit)
+        except queue.Empty:
+            raise AssertionError(f"no line with {text!r} within the {limit:.0f} s safety limit:\n{''.join(seen)[-2000:]}") from None
+        if line is None:
+            raise AssertionError(f"the process ended (exit {proc.wait()}) without saying {text!r}:\n{''.join(seen)[-2000:]}")
+        if text in line:
+            return line
+        seen.append(line)
 
 
 def invoke_cli(monkeypatch, capsys, *args):

@@ -30,6 +30,13 @@ datasets.load_dataset(name, split=..., revision=...), per call:
                                                     and repeats only the HEADs above
 POST /api/datasets/{repo}/paths-info/{rev} is answered too but was not asked.
 
+Large files through a CDN (`HubServer(cdn=True)`), as the real hub serves them: `resolve`
+of an LFS file answers 302 with Location on a second loopback server (another port, so
+another host to huggingface_hub: it does not follow HEAD there), the sha256 in
+X-Linked-Etag and the size in X-Linked-Size; the CDN server answers GET (and Range) at
+/blobs/{sha256}/{filename}?X-Amz-Signature=... . Its requests are logged with the path
+prefixed "cdn:" and faults match them too.
+
 Errors are answered like the hub: 401 with X-Error-Code RepoNotFound (no token
 sent), 404 with RevisionNotFound or EntryNotFound, and a JSON body {"error": ...}.
 Faults for tests (`HubServer.fault`): answer a status code, cut a body short
@@ -94,28 +101,45 @@ class Fault:
 class HubServer:
     """The hub on 127.0.0.1, random port. Use as a context manager."""
 
-    def __init__(self):
+    def __init__(self, cdn: bool = False):
         self.repos: dict[tuple[str, str], dict[str, Snapshot]] = {}
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, str]] = []  # (method, path with query, Range header)
+        self.answers: list[tuple[str, str, int]] = []  # (method, path, status answered)
         self.sent: dict[str, int] = {}  # path -> body bytes sent in total
         self.lock = threading.Lock()
         self.progress = threading.Condition(self.lock)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.httpd.daemon_threads = True
+        self.servers = [ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, cdn=False))]
+        if cdn:
+            self.servers.append(ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, cdn=True)))
+        for server in self.servers:
+            server.daemon_threads = True
+        self.httpd = self.servers[0]
         self.endpoint = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.cdn = f"http://127.0.0.1:{self.servers[1].server_address[1]}" if cdn else None
+        self._threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in self.servers]
 
     def __enter__(self) -> "HubServer":
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         for f in self.faults:
             if f.block is not None:
                 f.block.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+    def blob(self, sha256: str) -> bytes | None:
+        """An LFS file's bytes by sha256, from any repo and revision (what the CDN stores)."""
+        for revisions in self.repos.values():
+            for snap in revisions.values():
+                for path in snap.files:
+                    if snap.is_lfs(path) and snap.sha256(path) == sha256:
+                        return snap.files[path]
+        return None
 
     # ------------------------------------------------------------ content
 
@@ -156,7 +180,7 @@ _API = re.compile(r"^/api/(models|datasets)/(?P<repo>[^/]+/[^/]+)(?:/(?P<verb>re
 _RESOLVE = re.compile(r"^/(?:(?P<type>datasets)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 
 
-def _handler(hub: HubServer):
+def _handler(hub: HubServer, cdn: bool):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -165,11 +189,16 @@ def _handler(hub: HubServer):
 
         # -------------------------------------------------------- plumbing
 
+        def _where(self) -> str:
+            return f"cdn:{self.path}" if cdn else self.path
+
         def _record(self):
             with hub.lock:
-                hub.log.append((self.command, self.path, self.headers.get("Range", "")))
+                hub.log.append((self.command, self._where(), self.headers.get("Range", "")))
 
         def _send(self, status: int, body: bytes = b"", headers: dict | None = None, head: bool = False, fault: Fault | None = None):
+            with hub.lock:
+                hub.answers.append((self.command, self._where(), status))
             self.send_response(status)
             for k, v in (headers or {}).items():
                 self.send_header(k, str(v))
@@ -193,7 +222,7 @@ def _handler(hub: HubServer):
                 chunk = data[i : i + (1 << 20)]
                 self.wfile.write(chunk)
                 with hub.progress:
-                    hub.sent[self.path] = hub.sent.get(self.path, 0) + len(chunk)
+                    hub.sent[self._where()] = hub.sent.get(self._where(), 0) + len(chunk)
                     hub.progress.notify_all()
 
         def _json(self, status: int, obj, headers: dict | None = None, head: bool = False):
@@ -236,6 +265,8 @@ def _handler(hub: HubServer):
                 codes = {401: None, 403: "GatedRepo", 404: "EntryNotFound", 500: None}
                 self._error(fault.status, codes.get(fault.status), f"injected {fault.status}", head)
                 return
+            if cdn:
+                return self._cdn(url.path, head, fault)
             if (m := _RESOLVE.match(url.path)) is not None:
                 return self._resolve("dataset" if m["type"] else "model", m["repo"], m["rev"], unquote(m["path"]), head, fault)
             if (m := _API.match(url.path)) is not None:
@@ -252,9 +283,27 @@ def _handler(hub: HubServer):
             data = snap.files[path]
             headers = {"X-Repo-Commit": snap.commit, "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
             if snap.is_lfs(path):
-                headers.update({"ETag": f'"{snap.sha256(path)}"', "X-Linked-Etag": f'"{snap.sha256(path)}"', "X-Linked-Size": len(data)})
+                sha = snap.sha256(path)
+                if hub.cdn:  # the real hub: a 302 to a signed CDN URL, the file's metadata on the redirect itself
+                    location = f"{hub.cdn}/blobs/{sha}/{path.rsplit('/', 1)[-1]}?X-Amz-Signature={sha[:16]}"
+                    self._send(302, b"", {"X-Repo-Commit": snap.commit, "ETag": f'"{git_blob_sha1(data)}"', "Location": location,
+                                          "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": len(data)}, head)
+                    return
+                headers.update({"ETag": f'"{sha}"', "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": len(data)})
             else:
                 headers["ETag"] = f'"{git_blob_sha1(data)}"'
+            self._ranged(data, headers, head, fault)
+
+        def _cdn(self, path, head, fault):
+            m = re.fullmatch(r"/blobs/([0-9a-f]{64})/[^/]+", path)
+            data = hub.blob(m[1]) if m else None
+            if data is None:
+                self._send(404, b"NoSuchKey", {"Content-Type": "application/xml"}, head)
+                return
+            self._ranged(data, {"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream", "ETag": f'"{m[1]}"'}, head, fault)
+
+        def _ranged(self, data, headers, head, fault):
+            """200 with the whole body, or 206 with the part a Range header asks for."""
             status, body = 200, data
             rng = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", "").strip())
             if rng and not head:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
 import sys
 
 import matplotlib.image
+import numpy as np
 import pytest
 
 from w2s_gguf.results import load_results
@@ -34,11 +36,14 @@ def test_run_prints_pgr_and_writes_results(first_run):
     results = load_results(out)
     pair = results.pairs[0]
     assert (pair.weak, pair.strong) == ("smollm2-135m", "gemma3-270m")
-    assert pair.strong_acc > pair.weak_acc, "the strong ceiling should beat the weak one on sentiment"
+    # Weak-to-strong generalization on this pair: the gap is real, and every student recovers part of it,
+    # beating its own teacher (measured: weak 0.76, strong 0.82, students 0.79-0.81 at 900 docs).
+    assert pair.gap.distinguishable and pair.strong_acc > pair.weak_acc + 0.02
     for loss in ("xent", "logconf", "product"):
         summary = pair.summary[loss]
-        assert summary.pgr_median is not None and math.isfinite(summary.pgr_median)
-        assert 0.5 < summary.transfer_acc_mean <= 1
+        assert summary.pgr is not None and math.isfinite(summary.pgr)
+        assert pair.weak_acc < summary.transfer_acc_mean < pair.strong_acc + 0.03, loss
+        assert 0 < summary.pgr < 1.5 and summary.pgr_ci[0] <= summary.pgr <= summary.pgr_ci[1], loss
         assert loss in proc.stdout
     assert "PGR" in proc.stdout
     # Every setting, the model hashes and the library versions are recorded.
@@ -84,10 +89,87 @@ def test_reproduce_reruns_the_recipe_and_matches_exactly(first_run, test_home, t
     assert not (tmp_path / "again" / ".reproduce-cache").exists()
 
 
-def test_the_sklearn_check_is_opt_in_and_touches_only_its_own_numbers(first_run, test_home, tmp_path):
-    out, _ = first_run
-    proc = w2s("run", *RUN, "--out", str(tmp_path), home=test_home)
+@pytest.fixture(scope="module")
+def fast_run(first_run, test_home, tmp_path_factory):
+    """The same run without the scikit-learn check."""
+    out = tmp_path_factory.mktemp("fast")
+    proc = w2s("run", *RUN, "--out", str(out), home=test_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    fast, full = load_results(tmp_path), load_results(out)
+    return out
+
+
+def test_the_sklearn_check_is_opt_in_and_touches_only_its_own_numbers(first_run, fast_run):
+    out, _ = first_run
+    fast, full = load_results(fast_run), load_results(out)
     assert fast.pairs[0].sklearn_summary is None and full.pairs[0].sklearn_summary is not None
     assert fast.pairs[0].summary == {k: v for k, v in full.pairs[0].summary.items()}  # the torch heads are untouched
+
+
+def test_both_ceilings_match_an_independent_probe_on_the_exported_features(first_run, test_home, tmp_path):
+    """The run's ceilings against a probe built outside it: the same docs exported with `embed`, a plain
+    scikit-learn pipeline on each seed's half A, scored on the test docs with the exported labels."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from w2s_gguf.core.splits import split_halves
+    from w2s_gguf.tasks import load_task
+
+    results = load_results(first_run[0])
+    data = load_task("sentiment", n_train=300, n_test=200)  # the run's docs: the same task, sizes and data seed
+    file = tmp_path / "docs.jsonl"
+    file.write_text("".join(json.dumps({"text": d.text, "label": d.label, "group": d.group, "split": split}) + "\n"
+                            for split, docs in (("train", data.train), ("test", data.test)) for d in docs))
+    for model in ("smollm2-135m", "gemma3-270m"):
+        proc = w2s("embed", "--model", model, "--data", str(file), "--max-tokens", "256", "--no-progress",
+                   "--out", str(tmp_path / f"{model}.npy"), home=test_home)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "computed 0 docs" in proc.stdout  # the run's own cached features, exported
+        x = np.load(tmp_path / f"{model}.npy")
+        rows = [json.loads(line) for line in (tmp_path / f"{model}.docs.jsonl").read_text().splitlines()]
+        y = np.array([r["label"] for r in rows])
+        train = np.array([r["split"] == "train" for r in rows])
+        accs = []
+        for seed in results.seeds:
+            half_a, _ = split_halves([r["group"] for r in rows if r["split"] == "train"], seed)
+            probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=5000))
+            probe.fit(x[train][half_a], y[train][half_a])
+            accs.append(float((probe.predict(x[~train]) == y[~train]).mean()))
+        ceiling = results.ground_truth_of(model).acc_mean
+        print(model, ceiling, np.mean(accs))
+        assert abs(ceiling - np.mean(accs)) < 0.03, (model, ceiling, accs)
+
+
+def test_report_compare_puts_two_real_runs_side_by_side(first_run, fast_run, test_home):
+    out, _ = first_run
+    proc = w2s("report", str(out), "--compare", str(fast_run), home=test_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split(" | ") for line in proc.stdout.splitlines() if line.startswith("| smollm2-135m | gemma3-270m |")]
+    assert [r[2] for r in rows] == ["xent", "logconf", "product"]
+    assert all(r[6] == "+0.000" and r[9].startswith("+0.000") for r in rows), rows  # the torch heads: the same numbers
+    assert "| settings.sklearn_baseline | true | false |" in proc.stdout
+
+
+def test_two_weak_models_methods_and_ensemble_through_the_cli(smollm2, gemma3, smollm2_q4_0, test_home, tmp_path):
+    """`--weak a,b` with `--methods`: each weak model teaches the strong one; `ensemble` is one student
+    trained on both teachers' mean labels, scored against each pair's teacher."""
+    out = tmp_path / "two-weak"
+    args = [a for a in RUN if a not in ("--weak", "smollm2-135m")]
+    proc = w2s("run", "--weak", f"smollm2-135m,{smollm2_q4_0}", *args, "--methods", "xent,hard,ensemble",
+               "--out", str(out), home=test_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = load_results(out)
+    assert [(p.weak, p.strong) for p in results.pairs] == [("smollm2-135m", "gemma3-270m"), ("smollm2-q4_0", "gemma3-270m")]
+    assert results.settings["methods"] == ["xent", "hard", "ensemble"] and results.settings["weak_models"] == 2
+    with np.load(out / "predictions.npz") as npz:
+        p = dict(npz)
+    for seed in results.seeds:
+        one, other = (p[f"transfer|{w}|gemma3-270m|ensemble|{seed}"] for w in ("smollm2-135m", "smollm2-q4_0"))
+        assert np.array_equal(one, other)  # one ensemble student per seed
+        for w in ("smollm2-135m", "smollm2-q4_0"):  # trained on neither teacher alone
+            assert not np.array_equal(one, p[f"transfer|{w}|gemma3-270m|xent|{seed}"])
+            assert not np.array_equal(p[f"transfer|{w}|gemma3-270m|hard|{seed}"], p[f"transfer|{w}|gemma3-270m|xent|{seed}"])
+    for pair in results.pairs:
+        assert set(pair.summary) == {"xent", "hard", "ensemble"}
+        assert pair.weak_acc < pair.summary["ensemble"].transfer_acc_mean, pair.weak
+    assert "ensemble" in proc.stdout and "smollm2-q4_0 -> gemma3-270m" in proc.stdout

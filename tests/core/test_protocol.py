@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from w2s_gguf.errors import SettingError, W2SError
+from w2s_gguf.core.intervals import disagreement, misfit
 from w2s_gguf.core.protocol import ProtocolSettings, run_protocol
 
 
@@ -25,7 +26,7 @@ def test_three_lines_from_arrays_to_pgr():
     out = run_protocol(features, y_train, y_test, settings=ProtocolSettings(seeds=3, n_bootstrap=200))
     xent = out.pairs[0].summary["xent"]
     assert out.pairs[0].strong_acc > out.pairs[0].weak_acc + 0.1
-    assert xent.pgr_ci[0] <= xent.pgr_median <= xent.pgr_ci[1]
+    assert xent.pgr_ci[0] <= xent.pgr <= xent.pgr_ci[1]
     assert {g.model for g in out.ground_truth} == {"weak", "strong"}
     assert out.predictions["transfer|weak|strong|logconf|2"].shape == (200, 2)
 
@@ -74,18 +75,52 @@ def test_bad_arrays_are_caught_at_the_boundary():
 
 def test_every_method_side_by_side_with_its_difference_to_xent_and_misfit():
     features, y_train, y_test = synthetic({"weak": 1.0, "strong": 2.0})
-    out = run_protocol(features, y_train, y_test, settings=ProtocolSettings(seeds=2, methods=["all"], n_bootstrap=200,
+    seeds = 2
+    out = run_protocol(features, y_train, y_test, settings=ProtocolSettings(seeds=seeds, methods=["all"], n_bootstrap=200,
                                                                             sklearn_baseline=False))
-    summary = out.pairs[0].summary
+    pair, p = out.pairs[0], out.predictions
+    summary = pair.summary
     assert "ensemble" not in summary and {"xent", "logconf", "knn-relabel-50", "bootstrap-1", "confident-0.5"} <= set(summary)
     assert summary["xent"].vs_xent is None
+
+    def correct(method, seed):
+        return p[f"transfer|weak|strong|{method}|{seed}"].argmax(1) == y_test
+
     for method, s in summary.items():
         assert s.auroc_mean > 0.6, method  # every method ranks docs better than chance on an easy task
-        assert 0 <= s.disagree_train_mean <= 1 and 0 <= s.misfit_mean <= 1
+        # Recomputed from the saved test predictions: disagreement with the weak model, misfit against the
+        # student's own teacher (the weak model unless the method saved another), the difference to xent.
+        student = [p[f"transfer|weak|strong|{method}|{seed}"] for seed in range(seeds)]
+        teacher = [p.get(f"teacher|weak|strong|{method}|{seed}", p[f"gt|weak|{seed}"]) for seed in range(seeds)]
+        disagree = [disagreement(st, p[f"gt|weak|{seed}"]) for seed, st in enumerate(student)]
+        assert 1 - s.agreement_mean == pytest.approx(np.mean(disagree), abs=1e-12), method
+        assert s.misfit_mean == pytest.approx(np.mean([misfit(st, t) for st, t in zip(student, teacher)]), abs=1e-12), method
         if method != "xent":
             d = s.vs_xent
-            assert d.ci[0] <= d.diff <= d.ci[1] and d.distinguishable == (d.ci[0] > 0)
-    assert summary["kl"].vs_xent.diff == 0  # same gradient as xent: the same student
+            diff = np.mean([correct(method, seed).mean() - correct("xent", seed).mean() for seed in range(seeds)])
+            assert d.diff == pytest.approx(diff, abs=1e-12), method
+            assert d.ci[0] <= d.diff <= d.ci[1]
+    # kl has xent's gradient: the same student, so no difference at all.
+    assert summary["kl"].vs_xent.diff == 0 and summary["kl"].vs_xent.ci == [0.0, 0.0] and not summary["kl"].vs_xent.distinguishable
+
+
+def test_disagree_train_is_the_students_disagreement_with_its_own_weak_labels():
+    """Rebuilt outside the protocol for seed 0: the weak head on A labels B, the student learns B; disagree_train compares those."""
+    from w2s_gguf.core.methods import W2SInput, run_method
+    from w2s_gguf.core.splits import split_halves
+    from w2s_gguf.core.stacked import HeadJob, train_heads
+
+    features, y_train, y_test = synthetic({"weak": 1.0, "strong": 2.0})
+    out = run_protocol(features, y_train, y_test, settings=ProtocolSettings(seeds=1, methods=["xent", "hard"],
+                                                                            n_bootstrap=200))
+    half_a, half_b = split_halves([str(i) for i in range(len(y_train))], 0)
+    (xw, _), (xs, xs_test) = features["weak"], features["strong"]
+    weak_b = train_heads([HeadJob(xw[half_a], y_train[half_a], seed=0)])[0].predict_proba(xw[half_b])
+    for method in ("xent", "hard"):
+        student = run_method(method, W2SInput(xs[half_b], weak_b, xs_test, seed=0))
+        expected = disagreement(student.train_proba, weak_b)
+        got = out.pairs[0].per_seed[0].transfer[method].disagree_train
+        assert got == expected and got > 0, (method, got, expected)  # on these noisy labels it departs from some
 
 
 def test_a_gap_that_cannot_be_told_from_zero_gives_no_pgr():

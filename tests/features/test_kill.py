@@ -1,4 +1,10 @@
-"""Kill a real extraction at several points; the resumed result must equal an uninterrupted one exactly."""
+"""Kill a real extraction at exact points; the resumed result must equal an uninterrupted one exactly.
+
+Every kill, Ctrl-C and lock hand-over lands where the test says, on any
+machine speed: the pipeline's test hook (w2s_gguf/common/testhooks.py,
+W2S_GGUF_TEST_STOP) SIGKILLs the process after a given shard or batch, or
+holds it there on a named pipe until the test lets it go.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import wait_for_line
+
 N_DOCS = 60
-SHARD_DOCS = 6
+# More than any llama.cpp batch holds here (at most 12 of these docs fit max_tokens=128), so a
+# shard always takes at least two batches: a run killed after its first batch dies mid-shard.
+SHARD_DOCS = 13
 
 
 def embed_cmd(model_path: Path, out: Path) -> list[str]:
@@ -23,27 +32,25 @@ def embed_cmd(model_path: Path, out: Path) -> list[str]:
             "--threads", "1", "--no-progress", "--out", str(out)]
 
 
-def shards(home: Path) -> dict[str, float]:
+def shards(home: Path) -> dict[str, int]:
     """Finished shards (those with a manifest entry) and their npy modification times."""
     return {p.name: p.with_suffix(".npy").stat().st_mtime_ns for p in (home / "embeddings").glob("*/shard-*.json")}
 
 
-def start(cmd, home: Path, sigint_ignored: bool = False) -> subprocess.Popen:
+def start(cmd, home: Path, stop: str | None = None, sigint_ignored: bool = False) -> subprocess.Popen:
     env = {**os.environ, "W2S_GGUF_HOME": str(home)}
+    env.pop("W2S_GGUF_TEST_STOP", None)
+    if stop:
+        env["W2S_GGUF_TEST_STOP"] = stop
     # sigint_ignored: start it the way a background job of a non-interactive shell (e.g. CI) is started.
     preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=preexec)
 
 
-def run_until(proc: subprocess.Popen, home: Path, n_shards: int, extra_delay: float = 0.0) -> None:
-    """Wait until `n_shards` finished shards exist (then `extra_delay`), and SIGKILL the process."""
-    deadline = time.time() + 300
-    while len(shards(home)) < n_shards and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    time.sleep(extra_delay)
-    proc.kill()
-    proc.wait()
+def release(fifo: Path) -> None:
+    """Let a process held on `fifo` go on (open blocks until it has opened its end)."""
+    os.close(os.open(fifo, os.O_WRONLY))
 
 
 @pytest.fixture(scope="module")
@@ -57,25 +64,32 @@ def reference(smollm2, sentiment_texts, tmp_path_factory):
     return np.load(out)
 
 
-def test_sigkill_at_several_points_then_resume_gives_identical_features(smollm2, reference, tmp_path):
+def test_sigkill_at_exact_points_then_resume_gives_identical_features(smollm2, reference, tmp_path):
     home = tmp_path / "home"
     out = tmp_path / "out.npy"
     cmd = embed_cmd(smollm2.path, out)
-    # Kill points: before any shard, right after shards 1, 2, 4, 6 are finished, and mid-way between shards.
-    kill_points = [(0, 0.0), (1, 0.0), (2, 0.05), (4, 0.0), (6, 0.15)]
-    seen: dict[str, float] = {}
-    for n_shards, delay in kill_points:
-        proc = start(cmd, home)
-        run_until(proc, home, n_shards, delay)
-        assert proc.returncode == -signal.SIGKILL, f"the run finished before the kill point {n_shards}"
+    # Each run resumes the previous one and is killed at a point counted in that run: after the model
+    # loaded (nothing computed), mid-way through its first shard, right after its first shard (twice),
+    # and mid-way again once two shards are on disk.
+    kill_points = [("shard:0", 0), ("batch:1", 0), ("shard:1", 1), ("shard:1", 2), ("batch:1", 2)]
+    seen: dict[str, int] = {}
+    for stop, n_shards in kill_points:
+        proc = start(cmd, home, f"{stop}:kill")
+        _, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == -signal.SIGKILL, f"{stop}: exit {proc.returncode}\n{stderr[-2000:]}"
+        hook = [line for line in stderr.splitlines() if "test hook: kill after" in line]
+        assert len(hook) == 1 and hook[0].startswith(f"[w2s-gguf] test hook: kill after {stop.replace(':', ' ')}"), stderr
+        if stop.startswith("batch"):  # computed docs that no shard holds yet: lost, and computed again
+            assert int(hook[0].split("(")[1].split()[0]) > 0, hook
         now = shards(home)
+        assert len(now) == n_shards, (stop, sorted(now))
         # Finished shards are never rewritten by a later run.
         assert all(now.get(name) == mtime for name, mtime in seen.items())
         seen = now
     assert not out.exists()
     store = next(p for p in (home / "embeddings").iterdir() if p.is_dir())  # not the extraction lock beside it
     cached = sum(len(json.loads((store / name).read_text())["keys"]) for name in seen)
-    assert cached >= 6 * SHARD_DOCS
+    assert 2 * SHARD_DOCS <= cached < N_DOCS
     proc = start(cmd, home)
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
@@ -88,28 +102,52 @@ def test_sigkill_at_several_points_then_resume_gives_identical_features(smollm2,
 def test_ctrl_c_says_how_to_resume_and_exits_130(smollm2, reference, tmp_path, sigint_ignored):
     # The flaky failure on a fresh clone was a lost signal, not a late one: a process started in the
     # background of a non-interactive shell inherits SIGINT as ignored, and Python keeps it ignored.
-    home = tmp_path / "home"
-    proc = start(embed_cmd(smollm2.path, tmp_path / "out.npy"), home, sigint_ignored)
-    deadline = time.time() + 300
-    while len(shards(home)) < 1 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    home, fifo = tmp_path / "home", tmp_path / "hold"
+    os.mkfifo(fifo)
+    proc = start(embed_cmd(smollm2.path, tmp_path / "out.npy"), home, f"shard:1:hold:{fifo}", sigint_ignored)
+    try:
+        wait_for_line(proc, "test hook: hold after shard 1")  # one shard on disk, the run is mid-extraction
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:  # a lost Ctrl-C must not leave the run held on the pipe
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
     assert "run the same command again to resume" in stderr and "Traceback" not in stderr
-    # The resumed run still ends with the uninterrupted result.
+    assert f"interrupted while embedding with {smollm2.path.stem}: " in stderr
+    first = shards(home)
+    assert len(first) == 1
+    # The resumed run still ends with the uninterrupted result, and keeps the finished shard.
     proc = start(embed_cmd(smollm2.path, tmp_path / "out.npy"), home)
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
+    assert first.items() <= shards(home).items()
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), reference)
 
 
 def test_two_runs_at_once_on_one_cache_agree_and_compute_each_doc_once(smollm2, reference, tmp_path):
-    home = tmp_path / "home"
-    procs = [start(embed_cmd(smollm2.path, tmp_path / f"out{i}.npy"), home) for i in range(2)]
-    outputs = [p.communicate(timeout=600) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
-    computed = sorted(int(out.split("computed ")[1].split(" ")[0]) for out, _ in outputs)
-    assert computed == [0, N_DOCS]  # the second waited on the lock, then read the first one's shards
+    home, fifo = tmp_path / "home", tmp_path / "hold"
+    os.mkfifo(fifo)
+    # The first run takes the extraction lock and is held after its first shard, lock still in hand.
+    first = start(embed_cmd(smollm2.path, tmp_path / "out0.npy"), home, f"shard:1:hold:{fifo}")
+    second = None
+    try:
+        wait_for_line(first, "test hook: hold after shard 1")
+        # The second starts while the first holds the lock: it must say it waits, and wait.
+        second = start(embed_cmd(smollm2.path, tmp_path / "out1.npy"), home)
+        line = wait_for_line(second, "waiting for another run")
+        assert line.strip() == f"[w2s-gguf] waiting for another run that is embedding with {smollm2.path.stem} on this cache"
+        assert second.poll() is None and len(shards(home)) == 1  # still waiting; nothing beyond the first's shard
+        release(fifo)
+        outputs = [p.communicate(timeout=600) for p in (first, second)]
+    finally:  # a failed check must not leave a run held on the pipe
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert [p.returncode for p in (first, second)] == [0, 0], [err for _, err in outputs]
+    computed = [int(out.split("computed ")[1].split(" ")[0]) for out, _ in outputs]
+    assert computed == [N_DOCS, 0]  # the second read every doc from the first one's shards
     for i in range(2):
         np.testing.assert_array_equal(np.load(tmp_path / f"out{i}.npy"), reference)

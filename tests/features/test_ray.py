@@ -136,6 +136,7 @@ DRIVER = textwrap.dedent("""
     from w2s_gguf.features.cluster import embed_texts_ray
 
     texts_file, address, cache, stop_after, sig = sys.argv[1:]
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a Ctrl-C as in a terminal, even if started ignoring it
 
     def stop(info):
         if info["shard"] + 1 == int(stop_after):
@@ -174,6 +175,88 @@ def test_killed_or_interrupted_driver_resumes_with_only_the_missing_shards(smoll
     assert result.n_computed == len(set(texts)) - sum(map(len, first))
     assert np.array_equal(result.features, local.features)
     assert manifests(store_dir) == manifests(local.store_dir)
+
+
+# ---------------------------------------------------------------- what the cluster cannot schedule
+
+NODE = {"NodeID": "n1", "Alive": True, "Resources": {"CPU": 2.0, "memory": 1e9, "node:127.0.0.1": 1.0}}
+
+
+def test_a_request_no_node_can_hold_is_found_before_anything_starts():
+    from w2s_gguf.features.ray_schedule import describe, unschedulable
+
+    gpu, big, small = {"GPU": 1.0, "CPU": 1.0}, {"CPU": 4.0}, {"CPU": 2.0}
+    assert unschedulable([small, small], [NODE]) == []  # it fits, even if not both at once
+    assert unschedulable([gpu, small, big], [NODE, {**NODE, "Alive": False, "Resources": {"CPU": 8.0}}]) == [gpu, big]
+    assert describe(gpu) == "1 GPU, 1 CPU" and describe(NODE["Resources"]) == "2 CPUs"
+
+
+def reserved(ray) -> list[str]:
+    """The states of the placement groups not removed (pending or holding resources)."""
+    return [g["state"] for g in ray.util.placement_group_table().values() if g["state"] != "REMOVED"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bundle, named", [({"GPU": 1.0, "CPU": 1.0}, "1 GPU, 1 CPU"), ({"CPU": 3.0}, "3 CPUs")],
+                         ids=["a-gpu", "more-cpus"])
+def test_workers_the_cluster_cannot_hold_fail_at_once_with_one_line(cluster, bundle, named):
+    import ray
+
+    from w2s_gguf.features.ray_schedule import reserve
+
+    ray.init(address=cluster, logging_level="WARNING", log_to_driver=False)
+    try:
+        with pytest.raises(W2SError) as exc:
+            reserve(ray, [bundle], [None], "worker", timeout=3600)  # refused before any waiting
+        assert str(exc.value).startswith(f"no node of the Ray cluster has {named} for a worker (its nodes have: 2 CPUs)")
+        assert "\n" not in str(exc.value)
+        assert not reserved(ray)  # nothing was reserved
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_a_busy_cluster_fails_after_the_stated_time_naming_what_could_not_start(smollm2, texts, cluster, tmp_path,
+                                                                                monkeypatch):
+    """Another job holds both CPUs: the workers can never start while it runs. The run must not wait forever."""
+    import threading
+
+    import ray
+
+    from w2s_gguf.features import ray_schedule
+    from w2s_gguf.features.cluster import embed_texts_ray
+
+    monkeypatch.setattr(ray_schedule, "SCHEDULE_TIMEOUT", 2.0)  # the stated time; the test asserts no duration
+    ray.init(address=cluster, logging_level="WARNING", log_to_driver=False)
+    try:
+        hog = ray.remote(num_cpus=2)(type("Hog", (), {"ping": lambda self: 1})).remote()
+        assert ray.get(hog.ping.remote()) == 1  # it runs and holds both CPUs
+        outcome: list = []
+
+        def run():
+            try:
+                embed_texts_ray(smollm2, texts, address=cluster, cache_root=tmp_path, **SETTINGS)
+                outcome.append("finished")
+            except W2SError as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        worker.join(600)  # only a guard against a hang (the bug this test is about): no duration is asserted
+        assert outcome, "embed_texts_ray still waits for workers the cluster cannot start"
+        [error] = outcome
+        assert isinstance(error, W2SError), error
+        assert str(error).startswith("the Ray cluster could not make room for 2 CPU worker(s) of 1 CPU each within 2 s "
+                                     "(free now: nothing; in total: 2 CPUs)"), error
+        assert "\n" not in str(error)
+        assert not reserved(ray), "the reservation that timed out was left waiting for the CPUs"
+        ray.kill(hog)
+        # Room again: the same call now runs, and gives the local features.
+        result = embed_texts_ray(smollm2, texts[:16], address=cluster, cache_root=tmp_path, **SETTINGS)
+        assert result.n_computed == 16
+        assert not reserved(ray)  # the workers' reservation ends with them
+    finally:
+        ray.shutdown()
 
 
 def test_without_ray_the_error_says_how_to_install_it(monkeypatch):
@@ -233,7 +316,9 @@ def test_a_worker_with_another_model_file_is_refused_naming_its_node(tmp_path):
 
 
 def test_embed_with_ray_from_the_command_line_equals_a_local_export(smollm2, cluster, tmp_path):
-    from test_run_cli import w2s
+    def w2s(*args, home):  # the CLI in a fresh process, this checkout's package first
+        return subprocess.run([sys.executable, "-m", "w2s_gguf.cli", *args], capture_output=True, text=True,
+                              env={**worker_env(), "W2S_GGUF_HOME": str(home)})
 
     args = ["embed", "--model", str(smollm2.path), "--task", "sentiment", "--split", "test", "--n", "24",
             "--max-tokens", "128", "--threads", "1", "--no-progress"]

@@ -7,6 +7,7 @@ end to end. Tests that need the real 98 MB smollm2 GGUF are marked slow.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -17,7 +18,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -72,8 +72,9 @@ def point_libraries_at(monkeypatch, endpoint: str, home: Path) -> None:
 
 
 @pytest.fixture
-def hub(tmp_path, monkeypatch):
-    with HubServer() as server:
+def hub(request, tmp_path, monkeypatch):
+    """The hub on 127.0.0.1; parametrized indirectly with True, it serves large files through a CDN (302)."""
+    with HubServer(cdn=getattr(request, "param", False)) as server:
         point_libraries_at(monkeypatch, server.endpoint, tmp_path)
         yield server
     hub_reachable.cache_clear()
@@ -100,12 +101,94 @@ def leftovers(root: Path) -> list[str]:
 
 # ---------------------------------------------------------------- hub_reachable
 
+both_ways = pytest.mark.parametrize("hub", [False, True], indirect=True, ids=["direct", "cdn-redirect"])
+
 
 def test_endpoint_address_reads_host_and_port():
     assert endpoint_address("https://huggingface.co") == ("huggingface.co", 443)
     assert endpoint_address("http://127.0.0.1:8123/") == ("127.0.0.1", 8123)
     assert endpoint_address("https://hf-mirror.example/sub") == ("hf-mirror.example", 443)
     assert endpoint_address("not a url") is None
+
+
+class SilentHub:
+    """A loopback address that accepts TCP connections and never answers (a stuck proxy or server)."""
+
+    def __enter__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        return self
+
+    def _accept(self):
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self.sock.accept()[0])
+
+    def __exit__(self, *exc):
+        for conn in self.accepted:
+            conn.close()
+        self.sock.close()
+
+
+def recorded_connections(monkeypatch) -> list[tuple]:
+    """Every socket.create_connection call from now on: (address, timeout); the calls still go through."""
+    calls, real = [], socket.create_connection
+
+    def record(address, timeout=socket.getdefaulttimeout(), *args, **kwargs):
+        calls.append((tuple(address), timeout))
+        return real(address, timeout, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", record)
+    return calls
+
+
+def test_hub_reachable_asks_hf_endpoint_with_its_timeout(hub, monkeypatch):
+    from w2s_gguf.common.network import HUB_TIMEOUT
+
+    calls = recorded_connections(monkeypatch)
+    assert hub_reachable() is True
+    assert calls == [(endpoint_address(hub.endpoint), HUB_TIMEOUT)]  # one connection, the timeout in force
+    assert hub.requests("HEAD") == [("HEAD", "/", "")]  # and an HTTP answer, not just an open port
+    assert hub_reachable() is True and len(calls) == 1  # answered once per process and endpoint
+
+
+def test_offline_mode_never_connects(hub, monkeypatch):
+    calls = recorded_connections(monkeypatch)
+    for var, value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "true")):
+        monkeypatch.setenv(var, value)
+        assert hub_reachable() is False
+        monkeypatch.delenv(var)
+    assert calls == []
+
+
+def test_a_hub_that_accepts_and_never_answers_fails_with_one_line(tiny, tmp_path, monkeypatch, capsys):
+    import datasets
+
+    from w2s_gguf.common.network import HUB_TIMEOUT
+    from w2s_gguf.tasks import load_task
+
+    def never(*args, **kwargs):
+        raise AssertionError("datasets.load_dataset was called though the hub does not answer")
+
+    _, registry, _, models = tiny
+    monkeypatch.setattr(datasets, "load_dataset", never)
+    with SilentHub() as silent:
+        point_libraries_at(monkeypatch, silent.endpoint, tmp_path)
+        calls = recorded_connections(monkeypatch)
+        code, out, err = invoke_cli(monkeypatch, capsys, "models", "pull", "tiny", "--registry", registry)
+        assert code == 2 and err.count("\n") == 1, err
+        assert err.startswith(f"error: cannot reach the Hugging Face hub ({silent.endpoint}: did not answer within "
+                              f"{HUB_TIMEOUT:g} s) to fetch 'tiny'"), err
+        # The hub was asked once, with the timeout: the connection opened, and no answer came.
+        assert calls == [(endpoint_address(silent.endpoint), HUB_TIMEOUT)] and len(silent.accepted) == 1
+        with pytest.raises(W2SError, match=r"needs the Hugging Face hub \(fancyzhx/amazon_polarity\), which is unreachable"):
+            load_task("amazon_polarity", n_train=10, n_test=10)
+        assert len(calls) == 1  # the answer is remembered: not asked again
+    assert leftovers(models) == [] and not (models / "tiny" / TINY[1]).exists()
 
 
 def test_hub_reachable_asks_hf_endpoint(hub, monkeypatch):
@@ -171,6 +254,48 @@ def test_unpinned_entry_uses_and_records_the_hubs_lfs_sha256(smollm2_hub, tmp_pa
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == smollm2.sha256
 
 
+@pytest.mark.slow
+def test_one_flipped_byte_is_found_by_verify_and_fetched_again_by_run(smollm2_hub, gemma3, tmp_path, monkeypatch, capsys):
+    hub, registry, smollm2 = smollm2_hub
+    dests = {}
+    for name, (_, filename, _) in (("llama2-7b", LLAMA2), ("llama1-7b", LLAMA1)):  # pinned, and the hub's hash
+        code, out, err = invoke_cli(monkeypatch, capsys, "models", "pull", name, "--registry", registry)
+        assert code == 0, err
+        dests[name] = tmp_path / "w2s" / "models" / name / filename
+    # One byte flipped deep in the weights, size and modification time kept (bit rot, or a copy that keeps
+    # times): nothing but a full re-hash can tell.
+    for dest in dests.values():
+        st = dest.stat()
+        with open(dest, "r+b") as fh:
+            fh.seek(st.st_size // 2)
+            byte = fh.read(1)
+            fh.seek(st.st_size // 2)
+            fh.write(bytes([byte[0] ^ 0x01]))
+        os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+    code, out, err = invoke_cli(monkeypatch, capsys, "models", "verify", "--registry", registry)
+    assert code == 2 and err.count("\n") == 1 and "2 model file(s) do not match their sha256" in err, err
+    for name, dest in dests.items():
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        actual = hashlib.sha256(dest.read_bytes()).hexdigest()
+        assert line.split()[1:] == ["MISMATCH", "sha256", f"{actual[:16]}...,", "expected", f"{smollm2.sha256[:16]}..."]
+    # `run` does not use the damaged file: it fetches it again, then runs.
+    gets = len(hub.requests("GET", LLAMA2[1]))
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps({"text": f"Review {i}: {'great' if i % 2 else 'dull'} film.", "label": i % 2}) + "\n"
+                            for i in range(24)))
+    code, out, err = invoke_cli(monkeypatch, capsys, "run", "--weak", "llama2-7b", "--strong", gemma3.path, "--data", data,
+                                "--registry", registry, "--n-train", "8", "--n-test", "4", "--seeds", "1", "--no-progress",
+                                "--out", tmp_path / "out")
+    assert code == 0, err
+    assert f"{dests['llama2-7b']} has sha256 " in err and "fetching it again" in err
+    assert len(hub.requests("GET", LLAMA2[1])) == gets + 1
+    assert hashlib.sha256(dests["llama2-7b"].read_bytes()).hexdigest() == smollm2.sha256
+    code, out, err = invoke_cli(monkeypatch, capsys, "models", "pull", "llama1-7b", "--registry", registry)
+    assert code == 0 and "fetching it again" in err, err
+    code, out, err = invoke_cli(monkeypatch, capsys, "models", "verify", "--registry", registry)
+    assert code == 0 and [line.split()[1] for line in out.splitlines()] == ["ok", "ok"], out
+
+
 # ---------------------------------------------------------------- faults (24 MB of made-up bytes)
 
 
@@ -189,6 +314,17 @@ def fetch(dest: Path, sha256: str | None, size: int | None = None, repo_file_rev
     fetch_verified(*repo_file_rev, dest, sha256, size, "test registry")
 
 
+def bodies_from(hub) -> set[str]:
+    """Where the model file's bytes came from: "hub" (resolve answered 200/206) and/or "cdn"."""
+    return {"cdn" if path.startswith("cdn:") else "hub" for method, path, status in hub.answers
+            if method == "GET" and TINY[1] in path and status in (200, 206)}
+
+
+def redirected_heads(hub) -> int:
+    return sum(1 for method, path, status in hub.answers if method == "HEAD" and TINY[1] in path and status == 302)
+
+
+@both_ways
 def test_cut_body_is_resumed_with_a_range_request(tiny):
     hub, _, sha, models = tiny
     hub.fault(TINY[1], cut_after=15 * 2**20)
@@ -197,25 +333,48 @@ def test_cut_body_is_resumed_with_a_range_request(tiny):
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == sha
     ranges = [r for m, _, r in hub.requests("GET", TINY[1]) if r]
     assert ranges and ranges[0].startswith("bytes=") and ranges[0] != "bytes=0-"
+    assert bodies_from(hub) == ({"cdn"} if hub.cdn else {"hub"})  # resumed where the bytes live
+    assert (redirected_heads(hub) > 0) == bool(hub.cdn)
     assert leftovers(models) == []
 
 
+# The download in a child process that says when its first chunk is on disk, so the test kills it there.
+KILLED_CHILD = """
+import sys
+from pathlib import Path
+from huggingface_hub import file_download
+from w2s_gguf.models.hub import fetch_verified
+
+class Announce:
+    def __init__(self, f): self.f = f
+    def __getattr__(self, name): return getattr(self.f, name)
+    def write(self, data):
+        n = self.f.write(data)
+        self.f.flush()
+        print("wrote", self.f.tell(), flush=True)
+        return n
+
+real = file_download.http_get
+file_download.http_get = lambda url, temp_file, **kw: real(url, Announce(temp_file), **kw)
+repo, filename, revision, dest = sys.argv[1:]
+fetch_verified(repo, filename, revision, Path(dest), None, None, "x")
+"""
+
+
+@both_ways
 def test_killed_download_restarts_cleanly(tiny, tmp_path):
     hub, _, sha, models = tiny
     release = threading.Event()
     hub.fault(TINY[1], cut_after=12 * 2**20, block=release)  # send 12 MB, then hang until released
     dest = models / "tiny" / TINY[1]
     dest.parent.mkdir(parents=True)
-    script = f"from w2s_gguf.models.hub import fetch_verified; from pathlib import Path; fetch_verified(*{TINY!r}, Path({str(dest)!r}), None, None, 'x')"
-    child = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(), cwd=Path(__file__).parents[2])
+    env = {**os.environ, "HF_ENDPOINT": hub.endpoint}
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, *TINY, str(dest)], env=env, stdout=subprocess.PIPE,
+                             text=True, cwd=Path(__file__).parents[2])
     try:
-        assert hub.wait_sent(TINY[1], 12 * 2**20)
-        partial = []
-        for _ in range(600):  # until the child has written its first 10 MB chunk (at most 60 s)
-            partial = [p for p in models.rglob("*.incomplete") if p.stat().st_size > 0]
-            if partial or child.poll() is not None:
-                break
-            time.sleep(0.1)
+        line = child.stdout.readline()  # its first chunk is written and flushed: kill it mid-download
+        assert line.startswith("wrote "), f"the child ended first (exit {child.wait()})"
+        partial = [p for p in models.rglob("*.incomplete") if p.stat().st_size > 0]
         assert partial, "the killed download left no partial file to clean up"
     finally:
         child.send_signal(signal.SIGKILL)
@@ -227,15 +386,29 @@ def test_killed_download_restarts_cleanly(tiny, tmp_path):
     assert leftovers(models) == []
 
 
+@both_ways
 def test_wrong_bytes_are_deleted_with_one_line(tiny, monkeypatch, capsys):
     hub, registry, sha, models = tiny
     hub.fault(TINY[1], corrupt=True, times=None)
-    for name in ("tiny", "tiny-unpinned"):  # against the pinned sha256, and against the hub's LFS sha256
+    # Against the pinned sha256, and against the hub's LFS sha256 (on a redirect: its X-Linked-Etag).
+    for name in ("tiny", "tiny-unpinned"):
         code, out, err = invoke_cli(monkeypatch, capsys, "models", "pull", name, "--registry", registry)
         assert code == 2
         assert err.count("\n") == 1 and err.startswith("error: downloaded someone/tiny-GGUF/tiny.gguf") and "was deleted" in err
         assert not (models / name / TINY[1]).exists() and not (models / name / (TINY[1] + ".hub-sha256.json")).exists()
+    assert bodies_from(hub) == ({"cdn"} if hub.cdn else {"hub"})
     assert leftovers(models) == []
+
+
+@both_ways
+def test_an_unpinned_pull_records_the_sha256_the_hub_states(tiny, monkeypatch, capsys):
+    hub, registry, sha, models = tiny
+    code, out, err = invoke_cli(monkeypatch, capsys, "models", "pull", "tiny-unpinned", "--registry", registry)
+    # tiny.gguf is made-up bytes, not a GGUF file: the pull verifies them, then the header check refuses them.
+    assert code == 2 and "is not a GGUF file" in err, err
+    record = json.loads((models / "tiny-unpinned" / (TINY[1] + ".hub-sha256.json")).read_text())
+    assert record == {"sha256": sha, "revision": TINY[2]}  # from X-Linked-Etag, on the 302 itself when redirected
+    assert (redirected_heads(hub) > 0) == bool(hub.cdn)
 
 
 @pytest.mark.parametrize("case, message", [

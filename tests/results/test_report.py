@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.collections import PathCollection
 from matplotlib.image import imread
 
 from w2s_gguf import report
@@ -352,6 +353,58 @@ def test_pgr_plot_labels_one_null_loss_in_its_own_slot():
     assert texts == ["logconf n/a: no valid seeds left"]
 
 
+# ---- what the plots draw: the numbers, read back from the figures ---------------------------------------
+
+
+NO_MARKER = (None, "None", "", "_")  # "_": the caps of error bars
+
+
+def marker_points(ax) -> list[tuple[float, float]]:
+    """Every (x, y) the axes draw with a marker (plotted marker lines, then scatter points), sorted."""
+    points = [(float(x), float(y)) for line in ax.lines if line.get_marker() not in NO_MARKER
+              for x, y in zip(line.get_xdata(), line.get_ydata())]
+    return sorted(points + [(float(x), float(y)) for c in ax.collections if isinstance(c, PathCollection)
+                            for x, y in c.get_offsets()])
+
+
+def same_points(got, expected) -> bool:
+    """The same points, to the last bit or two (scatter offsets pass through a float64 transform)."""
+    return len(got) == len(expected) and np.allclose(np.array(got), np.array(expected), rtol=1e-12, atol=0)
+
+
+def test_accuracy_plot_draws_each_pairs_ceiling_against_its_transfer_accuracy():
+    results = sweep_results()
+    ax = accuracy_figure(typed(results)).axes[0]
+    expected = sorted((p["strong_acc"], p["summary"][m]["transfer_acc_mean"]) for p in results["pairs"] for m in LOSSES)
+    assert same_points(marker_points(ax), expected)
+    weak_lines = {round(line.get_ydata()[0], 9) for line in ax.lines if line.get_linestyle() == "--"}
+    assert weak_lines == {round(next(p["weak_acc"] for p in sorted(results["pairs"], key=lambda p: p["strong_acc"])
+                                     if p["weak"] == w), 9) for w in ("smollm2-135m", "qwen2.5-coder-0.5b")}
+
+
+def test_pgr_plot_draws_medians_intervals_and_every_seed():
+    results = run_results()
+    ax = pgr_figure(typed(results)).axes[0]
+    summary = results["pairs"][0]["summary"]
+    medians = sorted(y for line in ax.lines if line.get_marker() not in NO_MARKER for y in line.get_ydata())
+    assert medians == sorted(summary[m]["pgr_median"] for m in LOSSES)
+    bars = sorted((float(seg[0][1]), float(seg[1][1])) for c in ax.containers for seg in c.lines[2][0].get_segments())
+    assert same_points(bars, sorted(tuple(summary[m]["pgr_ci"]) for m in LOSSES))  # drawn as median -/+ offsets
+    seeds = sorted(float(y) for c in ax.collections if isinstance(c, PathCollection) for _, y in c.get_offsets())
+    assert seeds == sorted(sd["transfer"][m]["pgr"] for sd in results["pairs"][0]["per_seed"] for m in LOSSES)
+
+
+def test_misfit_plot_draws_each_seeds_misfit_against_its_gain():
+    from w2s_gguf.report import misfit_figure
+
+    results = load_results(Path(__file__).parents[1] / "fixtures" / "results_v3")
+    ax = misfit_figure(results).axes[0]
+    expected = sorted((sc.misfit, sc.sq_gain) for p in results.pairs if p.weak != p.strong for sd in p.per_seed
+                      for sc in sd.transfer.values())
+    assert expected and all(None not in point for point in expected)
+    assert same_points(marker_points(ax), expected)
+
+
 def test_accuracy_plot_has_weak_lines_and_diagonal():
     fig = accuracy_figure(typed(sweep_results()))
     ax = fig.axes[0]
@@ -417,10 +470,19 @@ def test_compare_shows_results_and_setting_differences():
     assert "PGR baseline [95% CI]" in md
 
 
-def test_compare_identical_runs_has_no_differences():
-    md = compare_markdown(typed(run_results()), typed(run_results()))
+def test_compare_a_run_with_itself_read_back_from_disk(tmp_path):
+    a = typed(sweep_results())
+    b = load_results(save(tmp_path, sweep_results()))  # the same run, through its file
+    md = compare_markdown(a, b)
     assert "none: same settings" in md
-    assert "| +0.000 |" in md
+    rows = [line.split(" | ") for line in md.splitlines() if line.startswith("| smollm2-135m | gemma3-270m |")]
+    assert [r[2] for r in rows] == LOSSES and all(r[6] == "+0.000" and r[9] == "+0.000 |" for r in rows), rows
+    # A change of 0.0006 in one transfer accuracy shows, rounded, in that row only.
+    changed = sweep_results()
+    changed["pairs"][1]["summary"]["logconf"]["transfer_acc_mean"] += 0.0006
+    md = compare_markdown(a, typed(changed))
+    deltas = [line.split(" | ")[6] for line in md.splitlines() if line.startswith("| ") and " | +0.00" in line]
+    assert deltas.count("+0.001") == 1 and "none: same settings" in md
 
 
 def test_compare_reports_unmatched_pairs():

@@ -1,4 +1,4 @@
-"""Is the Hugging Face hub reachable? Answered in seconds, once per endpoint and process.
+"""Is the Hugging Face hub reachable? Answered within seconds, once per endpoint and process.
 
 `datasets` and `huggingface_hub` retry for ~25 s when the network is closed;
 asking first lets offline users fall back to packaged data at once. The
@@ -36,21 +36,47 @@ def hub_offline() -> bool:
     return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """False at once in offline mode; else whether a TCP connection to the endpoint opens within `timeout` s."""
+HUB_TIMEOUT = 3.0  # seconds to connect, and then to get the first answer
+
+
+def hub_reachable(timeout: float = HUB_TIMEOUT) -> bool:
+    """False at once in offline mode; else whether the endpoint answers an HTTP request within `timeout` s."""
+    return hub_problem(timeout) is None
+
+
+def hub_problem(timeout: float = HUB_TIMEOUT) -> str | None:
+    """Why the hub cannot be used now ("offline mode (HF_HUB_OFFLINE)", "refused the connection",
+    "did not answer within 3 s", ...), or None when it answers.
+
+    A connection alone is no answer: a hub (or proxy) that accepts and then
+    says nothing would hang `datasets` for minutes of retries.
+    """
     if hub_offline():
-        return False
-    address = endpoint_address(hub_endpoint())
-    return address is not None and _can_connect(address, timeout)
+        return "offline mode (HF_HUB_OFFLINE or HF_DATASETS_OFFLINE is set)"
+    endpoint = hub_endpoint()
+    if endpoint_address(endpoint) is None:
+        return f"HF_ENDPOINT {endpoint!r} names no host"
+    return _ask(endpoint, timeout)
 
 
 @functools.lru_cache(maxsize=8)
-def _can_connect(address: tuple[str, int], timeout: float) -> bool:
-    try:
-        with socket.create_connection(address, timeout=timeout):
-            return True
-    except OSError:
-        return False
+def _ask(endpoint: str, timeout: float) -> str | None:
+    import urllib.error
+    import urllib.request
+
+    try:  # any HTTP answer will do, even an error status: the server is there and talking
+        with urllib.request.urlopen(urllib.request.Request(endpoint + "/", method="HEAD"), timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except (TimeoutError, socket.timeout):
+        return f"did not answer within {timeout:g} s"
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, (TimeoutError, socket.timeout)):
+            return f"did not answer within {timeout:g} s"
+        return "refused the connection" if isinstance(exc.reason, ConnectionRefusedError) else f"cannot be reached ({exc.reason})"
+    except OSError as exc:  # reset, closed mid-answer, ...
+        return f"cannot be reached ({exc.strerror or type(exc).__name__})"
 
 
-hub_reachable.cache_clear = _can_connect.cache_clear  # type: ignore[attr-defined]  # tests forget answers
+hub_reachable.cache_clear = _ask.cache_clear  # type: ignore[attr-defined]  # tests forget answers

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -100,12 +101,21 @@ def load_npy(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike) -> Iterator[None]:
-    """Exclusive advisory lock held for the `with` block (released if the process dies)."""
+def file_lock(path: str | os.PathLike, waiting: str | None = None) -> Iterator[None]:
+    """Exclusive advisory lock held for the `with` block (released if the process dies).
+
+    `waiting`: said on stderr when another process holds the lock, so a run
+    that waits does not look hung.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(f"[w2s-gguf] {waiting}", file=sys.stderr, flush=True)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -34,6 +34,7 @@ from .summaries import Run, ground_truth_entry, pair_result
 
 CEILING_HALVES = ("A", "B")  # OAI's sweep trains the strong ceiling on A; its older script on B
 LOGCONF_SCHEDULES = ("linear", "openai")
+MAX_BOOTSTRAP = 10_000  # 1000 is the default; percentile intervals settle long before, and memory grows with it
 
 
 @dataclass
@@ -61,8 +62,8 @@ class ProtocolSettings:
             raise SettingError("logconf_schedule", f"must be linear or openai (got {self.logconf_schedule!r})")
         if not 0 <= self.min_gap < 1:
             raise SettingError("min_gap", f"must be in [0, 1) (got {self.min_gap})")
-        if self.n_bootstrap < 100:
-            raise SettingError("n_bootstrap", f"must be at least 100 (got {self.n_bootstrap})")
+        if not isinstance(self.n_bootstrap, int) or not 100 <= self.n_bootstrap <= MAX_BOOTSTRAP:
+            raise SettingError("n_bootstrap", f"must be an integer from 100 to {MAX_BOOTSTRAP} (got {self.n_bootstrap!r})")
         if not self.methods:
             raise SettingError("methods", "is empty; give at least one method (see `w2s-gguf methods list`)")
         self.method_specs(n_models)

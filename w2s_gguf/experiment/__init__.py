@@ -1,6 +1,7 @@
 """Orchestration: one experiment end to end, and the commands built from it.
 
   config.py     ExperimentConfig: every setting, validated once
+  recipe.py     each setting's type and bounds, also for a results.json from elsewhere
   run.py        task -> models -> features -> protocol -> results folder (run_experiment)
   prompting.py  --prompting: prompting baselines and label-efficiency curves beside the probes
   reproduce.py  rerun a results file's recipe and compare number by number

@@ -17,6 +17,7 @@ from ..features.layers import check_layer_spec
 from ..errors import SettingError, W2SError
 from ..core.protocol import ProtocolSettings
 from ..tasks import TaskOptions
+from .recipe import SETTINGS, check, check_recipe, check_task_options
 
 
 @dataclass
@@ -53,17 +54,14 @@ class ExperimentConfig:
         return ProtocolSettings(**{k: v for k, v in asdict(self).items() if k in names})
 
     def validate(self) -> None:
+        for name, rule in SETTINGS.items():  # types and bounds first: the checks below compare values
+            if name != "task_options":
+                check(name, getattr(self, name), rule)
+        check_task_options(asdict(self.task_options))
         if len(self.models) < 2:
             raise SettingError("models", "needs at least two models (a weak and a strong one)")
         if len(set(self.models)) != len(self.models):
             raise W2SError(f"a model is listed twice in {', '.join(self.models)}; list each once, weak to strong")
-        for name in ("n_train", "n_test"):
-            if getattr(self, name) <= 0:
-                raise SettingError(name, f"must be a positive number (got {getattr(self, name)})")
-        if self.n_train < 4:
-            raise SettingError("n_train", f"must be at least 4 so both halves hold both labels (got {self.n_train})")
-        if self.max_tokens < 8:
-            raise SettingError("max_tokens", f"must be at least 8 (got {self.max_tokens})")
         if self.pooling not in POOLINGS:
             raise SettingError("pooling", f"must be last or mean (got {self.pooling!r})")
         if not self.layers:
@@ -88,8 +86,10 @@ class ExperimentConfig:
         return data
 
     @classmethod
-    def from_json(cls, settings: dict[str, Any]) -> "ExperimentConfig":
-        """The config a results file's `settings` describe (schema 1 and 2)."""
+    def from_json(cls, settings: dict[str, Any], where: str = "in results.json") -> "ExperimentConfig":
+        """The config a results file's `settings` describe (schema 1 and 2), each field checked first:
+        a wrong type or size is a SettingError naming it as in the file (settings.n_train)."""
+        check_recipe(settings, where)
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in settings.items() if k in known}
         data["models"] = list(settings.get("model_specs") or settings["models"])

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import ExperimentConfig
-from ..errors import W2SError
+from ..errors import SettingError, W2SError
 from .run import run_experiment
 from ..models import load_registry, resolve_model
 from ..results import Results, load_results, to_json
@@ -100,7 +100,7 @@ def compare(original: Results, rerun: Results) -> Comparison:
 def reproduce(source: str | Path, out: str | Path, progress: bool = True,
               log: Callable[[str], None] | None = None) -> tuple[Results, Results, Comparison]:
     original = load_results(source)
-    config = ExperimentConfig.from_json(original.settings)
+    config = recipe_of(original, Path(source))
     config.ray = None  # a rerun extracts here: the check is that this machine gets the same numbers
     _check_models(original, config)
     out = Path(out)
@@ -114,6 +114,20 @@ def reproduce(source: str | Path, out: str | Path, progress: bool = True,
         raise W2SError(f"the task gave other docs than the original run ({original.task.source} then, "
                        f"{rerun.task.source} now); pass the same data file or install the same dataset version")
     return original, rerun, compare(original, rerun)
+
+
+def recipe_of(original: Results, source: Path) -> ExperimentConfig:
+    """The run's settings, every field checked before any model is loaded; a bad one is named as in the file."""
+    path = source if source.suffix == ".json" else source / "results.json"
+    where = f"in {path}"
+    try:
+        config = ExperimentConfig.from_json(original.settings, where)
+        config.validate()
+    except SettingError as exc:
+        if exc.param.startswith("settings"):
+            raise
+        raise SettingError(f"settings.{exc.param}", f"{where} {exc.problem}") from None
+    return config
 
 
 def _check_models(original: Results, config: ExperimentConfig) -> None:

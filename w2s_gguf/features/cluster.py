@@ -33,6 +33,7 @@ from .capture import LayerEmbedder
 from .pipeline import (DEFAULT_MAX_TOKENS, DEFAULT_SHARD_DOCS, Embedder, EmbeddingResult, EmbeddingStore,
                        ExtractionInterrupted, StoreSettings, batch_tokens, extraction_lock, plan_batches, text_key)
 from ..common.llama_logs import quiet_llama_logs
+from .ray_schedule import in_group, reserve
 from ..errors import W2SError
 from ..models import ModelEntry, ResolvedModel
 from .layers import LAST
@@ -147,14 +148,15 @@ def embed_texts_ray(
                 if todo:
                     by_key = dict(zip(keys, texts))
                     spec = model.entry if model.entry is not None else str(model.path)  # workers fetch it themselves
-                    actors = place_actors(ray, EmbedWorker, (spec, pooling, max_tokens, n_gpu_layers if use_gpus else 0),
-                                          n_threads, use_gpus)
+                    actors, group = place_actors(ray, EmbedWorker, (spec, pooling, max_tokens,
+                                                                    n_gpu_layers if use_gpus else 0), n_threads, use_gpus)
                     try:
                         _extract(ray, actors, model, store, todo, [by_key[k] for k in todo], shard_docs,
                                  progress, stats, problems, len(set(keys)), on_shard)
                     finally:
                         for actor in actors:
                             ray.kill(actor)
+                        ray.util.remove_placement_group(group)
         return EmbeddingResult(features=store.gather(keys), model=model, settings=settings, store_dir=store.dir,
                                model_loaded=stats["n_computed"] > 0, problems=store.problems + problems, **stats)
     finally:
@@ -185,26 +187,25 @@ def _connect(ray, address: str) -> bool:
     return True
 
 
-def place_actors(ray, worker: type, args: tuple, n_threads: int | None, use_gpus: bool) -> list:
-    """One `worker(*args, threads)` actor per GPU; on CPUs, one per `n_threads` cores of each node."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+def place_actors(ray, worker: type, args: tuple, n_threads: int | None, use_gpus: bool) -> tuple[list, object]:
+    """One `worker(*args, threads)` actor per GPU; on CPUs, one per `n_threads` cores of each node.
 
+    Their resources are reserved first (ray_schedule.reserve): what the cluster cannot hold, or cannot
+    free in time, fails with one line instead of waiting forever. Returns the actors and their group.
+    """
     remote = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)(worker)
+    workers: list[tuple[dict, int | None, str | None]] = []  # (resources, threads, node) per actor
     if use_gpus:
-        n = int(ray.cluster_resources()["GPU"])
-        return [remote.options(num_gpus=1, num_cpus=1).remote(*args, n_threads) for _ in range(n)]
-    actors = []
-    for node in ray.nodes():
+        workers = [({"GPU": 1.0, "CPU": 1.0}, n_threads, None)] * int(ray.cluster_resources()["GPU"])
+    for node in [] if use_gpus else ray.nodes():
         cpus = int(node["Resources"].get("CPU", 0)) if node["Alive"] else 0
-        if cpus < 1:
-            continue
         threads = min(n_threads or (cpus if cpus <= 4 else max(4, cpus // 2)), cpus)
-        where = NodeAffinitySchedulingStrategy(node["NodeID"], soft=True)  # soft: a restart may move elsewhere
-        actors += [remote.options(num_cpus=threads, scheduling_strategy=where).remote(*args, threads)
-                   for _ in range(cpus // threads)]
-    if not actors:
+        workers += [({"CPU": float(threads)}, threads, node["NodeID"])] * (cpus // threads if cpus else 0)
+    if not workers:
         raise W2SError("the Ray cluster has no CPUs or GPUs to run on; start workers with `ray start --address HEAD:PORT`")
-    return actors
+    group = reserve(ray, [w[0] for w in workers], [w[2] for w in workers], "GPU worker" if use_gpus else "CPU worker")
+    return [remote.options(num_cpus=res["CPU"], num_gpus=res.get("GPU", 0), scheduling_strategy=in_group(group, i))
+            .remote(*args, threads) for i, (res, threads, _) in enumerate(workers)], group
 
 
 def _extract(ray, actors: list, model: ResolvedModel, store: EmbeddingStore, keys: list[str], texts: list[str],

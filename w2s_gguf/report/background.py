@@ -18,13 +18,19 @@ import signal
 import threading
 from pathlib import Path
 
+from ..common.testhooks import stop_point
 from ..results import Results
 from . import write_report
 
 
 def _serve(conn) -> None:
     """The helper: warm up, then write one folder's report per message until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it stops us
+    stop_point("report-helper", 0)  # test hook (common/testhooks.py): SIGINT is still blocked here
+    # Ctrl-C is the main process's to handle; it stops us. SIGINT was blocked since before this process
+    # existed (ReportWriter), so one that came while it started up stays pending and is dropped here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     # Never outlive the main process: if it is killed (SIGKILL, out of memory) it cannot stop us.
     parent = multiprocessing.parent_process()
     if parent is not None:
@@ -41,6 +47,26 @@ def _serve(conn) -> None:
             conn.send((False, None))
 
 
+def _start_deaf_to_ctrl_c(process) -> None:
+    """Start `process` with SIGINT blocked from its first instruction (the mask survives fork and exec).
+
+    Until the helper runs its first line it cannot ignore SIGINT itself, and a
+    Ctrl-C in that window (its interpreter starting, ~0.2 s) would print its
+    traceback beside the main process's message.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        process.start()
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()  # when it first starts it unblocks SIGINT itself: start it before blocking
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class ReportWriter:
     """`with ReportWriter() as reports: ... reports.write(folder, results)` -> the paths written."""
 
@@ -51,7 +77,7 @@ class ReportWriter:
         self._helper: multiprocessing.process.BaseProcess | None = context.Process(
             target=_serve, args=(child,), name="w2s-gguf report", daemon=True)
         try:
-            self._helper.start()
+            _start_deaf_to_ctrl_c(self._helper)
         except OSError:  # no processes here (a sandbox, a process limit): write in this process
             self._helper = None
         child.close()
