@@ -54,6 +54,8 @@ class ExperimentConfig:
         return ProtocolSettings(**{k: v for k, v in asdict(self).items() if k in names})
 
     def validate(self) -> None:
+        if isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots < 0:  # before the bounds: say what 0 means
+            raise SettingError("shots", f"must be 0 (zero-shot only) or a positive number of demonstrations (got {self.shots!r})")
         for name, rule in SETTINGS.items():  # types and bounds first: the checks below compare values
             if name != "task_options":
                 check(name, getattr(self, name), rule)
@@ -73,8 +75,6 @@ class ExperimentConfig:
                                       "drop --ray, or extract the layers locally")
         if self.store_dtype not in STORE_DTYPES:
             raise SettingError("store_dtype", f"must be float32 or float16 (got {self.store_dtype!r})")
-        if isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots < 0:
-            raise SettingError("shots", f"must be 0 (zero-shot only) or a positive number of demonstrations (got {self.shots!r})")
         if self.shots != 5 and not self.prompting:
             raise SettingError("shots", "only applies to the prompting baselines; add --prompting")
         self.protocol().validate(len(self.models))
