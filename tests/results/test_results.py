@@ -37,6 +37,27 @@ def test_the_v3_fixture_is_what_the_real_writer_writes(tmp_path):
     assert written["schema_version"] == SCHEMA_VERSION == 3
 
 
+def test_a_v2_file_loads_with_no_prompting_block():
+    results = load_results(FIXTURES / "results_v2")
+    assert results.prompting is None and results.schema_version == SCHEMA_VERSION
+
+
+def test_the_prompting_block_round_trips_typed():
+    results = load_results(FIXTURES / "results_v3")
+    p = results.prompting
+    assert p.shots == 5 and [m.model for m in p.models] == ["smollm2-135m", "gemma3-270m"]
+    assert p.models[1].curve.points[-1].full and p.models[1].few_shot.acc.ci[0] <= p.models[1].few_shot.acc.value
+    assert p.pairs[0].weak == "smollm2-135m" and p.pairs[0].gap.ci is not None
+
+
+def test_a_wrong_type_in_the_prompting_block_names_its_place(tmp_path):
+    data = json.loads((FIXTURES / "results_v3" / "results.json").read_text())
+    data["prompting"]["models"][0]["zero_shot"]["auroc"]["value"] = "high"
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    with pytest.raises(W2SError, match=r"prompting\.models\[0\]\.zero_shot\.auroc\.value should be a number"):
+        load_results(tmp_path)
+
+
 @pytest.mark.parametrize("version", ["results_v1", "results_v2", "results_v3"])
 def test_every_fixture_loads_into_the_current_schema(version, tmp_path):
     results = load_results(FIXTURES / version)

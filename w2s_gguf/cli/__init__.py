@@ -23,7 +23,8 @@ FLAGS = {"n_train": "--n-train", "n_test": "--n-test", "seeds": "--seeds", "meth
          "pooling": "--pooling", "max_tokens": "--max-tokens", "ceiling_half": "--ceiling-half", "min_gap": "--min-gap",
          "logconf_schedule": "--logconf-schedule", "balance": "--balance", "models": "--models", "split": "--split",
          "limit": "--n", "shard_docs": "--shard-docs", "out": "--out", "n_docs": "--n-docs", "layers": "--layer",
-         "store_dtype": "--store-dtype", "ray": "--ray"}
+         "store_dtype": "--store-dtype", "ray": "--ray",
+         "shots": "--shots", "prompting": "--prompting"}
 
 
 def main() -> None:

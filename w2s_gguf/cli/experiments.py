@@ -10,8 +10,8 @@ import typer
 from .app import app, command_line
 from .options import (BALANCE, SKLEARN, CEILING_HALF, DATA, DEFAULT_STRONG, DEFAULT_TASK, DEFAULT_WEAK, GPU_LAYERS, LAYER_HELP,
                       LOSSES, MAX_RATING, MAX_TOKENS, METHODS, MIN_GAP, MIN_RATING, N_TEST, N_TRAIN, NO_PROGRESS,
-                      POOLING, RAY, REGISTRY, SCHEDULE, SEEDS, STORE_DTYPE, THEMES, THREADS, build_config, finish, log,
-                      out_dir, split_list, default_task_name)
+                      POOLING, PROMPTING, RAY, REGISTRY, SCHEDULE, SEEDS, SHOTS, STORE_DTYPE, THEMES, THREADS, build_config,
+                      finish, log, out_dir, split_list, default_task_name)
 
 
 @app.command()
@@ -29,6 +29,7 @@ def run(
     methods: Optional[str] = METHODS,
     layer: str = typer.Option("last", "--layer", "--layers", help=f"Feature layer(s): {LAYER_HELP}."),
     store_dtype: str = STORE_DTYPE, ray: Optional[str] = RAY, sklearn_check: bool = SKLEARN,
+    prompting: bool = PROMPTING, shots: int = SHOTS,
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder (default w2s-results/TASK-WEAK-STRONG)."),
     no_progress: bool = NO_PROGRESS,
 ):
@@ -44,7 +45,7 @@ def run(
         config = build_config([*weaks, strong], task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
                               n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
                               logconf_schedule, registry, methods=methods, layers=layer, store_dtype=store_dtype,
-                              ray=ray, sklearn_check=sklearn_check)
+                              ray=ray, sklearn_check=sklearn_check, prompting=prompting, shots=shots)
         config.weak_models = len(weaks)
         out = out_dir(out, task_name, "+".join(Path(w).stem for w in weaks), "to", Path(strong).stem)
         results = run_experiment(config, out, progress=not no_progress, command=command_line(), log=log)
@@ -65,6 +66,7 @@ def sweep(
     methods: Optional[str] = METHODS,
     layers: str = typer.Option("last", "--layers", "--layer", help=f"Feature layers, all captured in one forward pass: {LAYER_HELP}."),
     store_dtype: str = STORE_DTYPE, ray: Optional[str] = RAY, sklearn_check: bool = SKLEARN,
+    prompting: bool = PROMPTING, shots: int = SHOTS,
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder (one subfolder per task)."),
     no_progress: bool = NO_PROGRESS,
 ):
@@ -81,7 +83,8 @@ def sweep(
             config = build_config(model_list, task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
                                   n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
                                   logconf_schedule, registry, self_pairs, methods=methods, layers=layers,
-                                  store_dtype=store_dtype, ray=ray, sklearn_check=sklearn_check)
+                                  store_dtype=store_dtype, ray=ray, sklearn_check=sklearn_check,
+                                  prompting=prompting, shots=shots)
             folder = root / task_name if len(tasks) > 1 or out is None else root
             results = run_experiment(config, folder, progress=not no_progress, command=command_line(), log=log)
             typer.echo(f"\n== {task_name} ==")

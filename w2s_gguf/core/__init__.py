@@ -10,6 +10,8 @@
   stats.py      accuracy, AUROC, PGR and its intervals
   intervals.py  paired differences (the gap, a method vs xent) and misfit
   summaries.py  per-seed scores and summaries over seeds, as the results schema's types
+  prompting.py  prompting baselines: demonstrations per seed, zero/k-shot scores, prompting PGR
+  label_efficiency.py  probe accuracy against the number of ground-truth labels (salience)
 
 May import: errors, common, results (the schema it fills).
 """

@@ -92,6 +92,10 @@ class ProtocolResult:
     pairs: list[PairResult]
     head: dict[str, Any]  # the heads' hyperparameters and every method's resolved options
     predictions: dict[str, np.ndarray]  # every head's test probabilities, by "kind|models|method|seed"
+    # What later stages build on (prompting baselines): each seed's halves A and B (training-doc indices),
+    # and each (model, seed)'s weak labels, its ground-truth head's probabilities on half B.
+    halves: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    weak_labels: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
 
 
 def run_protocol(
@@ -180,7 +184,7 @@ def run_protocol(
                                          teachers) for (name, strong), teachers in ensembles.items() if strong == s]
     head = {**{f.name: f.default for f in fields(HeadJob) if f.name in HEAD_OPTIONS},
             "methods": {m.spec: m.config() for m in methods}}
-    return ProtocolResult(ground_truth, pair_results, head, predictions)
+    return ProtocolResult(ground_truth, pair_results, head, predictions, halves, weak_labels)
 
 
 def _sklearn_check(settings, names, pairs, seeds, halves, x_train, x_test, y_train) -> dict[tuple, Any]:

@@ -3,6 +3,7 @@
   config.py     ExperimentConfig: every setting, validated once
   recipe.py     each setting's type and bounds, also for a results.json from elsewhere
   run.py        task -> models -> features -> protocol -> results folder (run_experiment)
+  prompting.py  --prompting: prompting baselines and label-efficiency curves beside the probes
   reproduce.py  rerun a results file's recipe and compare number by number
   export.py     `embed`: a task's features in the file's order
 

@@ -38,7 +38,7 @@ class ExperimentConfig:
     task_options: TaskOptions = field(default_factory=TaskOptions)
     logconf_schedule: str = "linear"
     data_seed: int = 0
-    n_bootstrap: int = 1000  # deprecated, unused (core/protocol.py): the intervals are analytic
+    n_bootstrap: int = 1000  # accuracies and PGR use analytic intervals; only --prompting's AUROC and labels-to-90 draw this many
     self_pairs: bool = False  # also train strong-on-own-labels (W = S) runs, as OAI's sweep does
     sklearn_baseline: bool = False  # the independent scikit-learn check (opt-in: it doubles a warm run)
     registry: str | None = None
@@ -46,12 +46,16 @@ class ExperimentConfig:
     layers: list[str] = field(default_factory=lambda: ["last"])  # last, middle, all, block N, fraction of depth
     store_dtype: str = "float32"
     ray: str | None = None  # a Ray cluster address ("auto", "host:port", "ray://host:10001") for extraction
+    prompting: bool = False  # prompting baselines (zero- and k-shot) and label-efficiency curves beside the probes
+    shots: int = 5  # demonstrations per few-shot prompt; 0 = zero-shot only
 
     def protocol(self) -> ProtocolSettings:
         names = {f.name for f in fields(ProtocolSettings)}
         return ProtocolSettings(**{k: v for k, v in asdict(self).items() if k in names})
 
     def validate(self) -> None:
+        if isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots < 0:  # before the bounds: say what 0 means
+            raise SettingError("shots", f"must be 0 (zero-shot only) or a positive number of demonstrations (got {self.shots!r})")
         for name, rule in SETTINGS.items():  # types and bounds first: the checks below compare values
             if name != "task_options":
                 check(name, getattr(self, name), rule)
@@ -71,6 +75,8 @@ class ExperimentConfig:
                                       "drop --ray, or extract the layers locally")
         if self.store_dtype not in STORE_DTYPES:
             raise SettingError("store_dtype", f"must be float32 or float16 (got {self.store_dtype!r})")
+        if self.shots != 5 and not self.prompting:
+            raise SettingError("shots", "only applies to the prompting baselines; add --prompting")
         self.protocol().validate(len(self.models))
 
     def to_json(self) -> dict[str, Any]:

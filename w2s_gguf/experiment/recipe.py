@@ -26,6 +26,7 @@ MAX_THREADS = 4096
 MAX_GPU_LAYERS = 100_000  # llama.cpp clamps any count to the model's layers
 MAX_ITEMS = 10_000_000  # rows kept per hub split / chess puzzles (task_options.extra)
 MAX_MODELS = 100
+MAX_SHOTS = 1000  # demonstrations per prompt; the context check refuses far fewer on real models
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ SETTINGS = {
     "layers": Rule(list, items=str),
     "store_dtype": Rule(str),
     "ray": Rule(str, optional=True),
+    "prompting": Rule(bool),
+    "shots": Rule(int, 0, MAX_SHOTS),
 }
 TASK_OPTIONS = {
     "data": Rule(str, optional=True),

@@ -22,6 +22,8 @@ from .run import run_experiment
 from ..models import load_registry, resolve_model
 from ..results import Results, load_results, to_json
 
+# Prompting fields that record what a run cost, not what it found (a rerun scores in a fresh cache).
+_COSTS = {"n_computed", "n_tokens", "seconds", "tokens_per_second", "cache_dir", "timings"}
 # What can move the numbers without any setting changing.
 _ENVIRONMENT = ("versions.llama_cpp_python", "versions.torch", "versions.numpy", "versions.scikit_learn",
                 "versions.platform", "settings.n_threads", "settings.n_gpu_layers")
@@ -63,7 +65,8 @@ def numbers(results: Results) -> dict[str, Any]:
     def walk(value: Any, path: str) -> None:
         if isinstance(value, dict):
             for k, v in value.items():
-                walk(v, f"{path}.{k}")
+                if not (path.startswith("prompting") and k in _COSTS):
+                    walk(v, f"{path}.{k}")
         elif isinstance(value, list):
             for i, v in enumerate(value):
                 walk(v, f"{path}[{i}]")
@@ -73,6 +76,8 @@ def numbers(results: Results) -> dict[str, Any]:
     data = to_json(results)
     walk(data["ground_truth"], "ground_truth")
     walk(data["pairs"], "pairs")
+    if data.get("prompting") is not None:
+        walk(data["prompting"], "prompting")
     return flat
 
 

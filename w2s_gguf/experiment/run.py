@@ -56,12 +56,17 @@ def run_experiment(
     refuse_newer_results(out)
 
     data = load_task(config.task, config.n_train, config.n_test, config.task_options, config.balance, config.data_seed)
+    if config.prompting:  # before any weights are loaded: the task has a form and its prompts fit each context
+        from .prompting import check_prompting
+
+        registry = load_registry(config.registry)
+        check_prompting(config, data, [resolve_model(name, registry) for name in config.models])
     names, layers, features = extract_features(config, data, progress, log, cache_root)
     extraction_seconds = time.perf_counter() - start
 
     train_start = time.perf_counter()
     n_train = len(data.train)
-    ground_truth, pairs, predictions, head = [], [], {}, {}
+    ground_truth, pairs, predictions, head, outcomes = [], [], {}, {}, []
     for spec in layers:  # the protocol once per layer, on the same docs, splits and seeds
         outcome = run_protocol(
             {m: (features[m][spec].features[:n_train], features[m][spec].features[n_train:]) for m in names},
@@ -72,11 +77,23 @@ def run_experiment(
         pairs += outcome.pairs
         predictions.update(outcome.predictions)
         head = outcome.head
+        outcomes.append(outcome)
+    training_seconds = time.perf_counter() - train_start
     baseline_start = time.perf_counter()
     seeds = list(range(config.seeds))
     baseline, baseline_proba = text_baseline(data, seeds, cache_root, log)  # the same halves and test docs
     predictions.update({f"text_baseline|{seed}": np.column_stack([1 - p, p]) for seed, p in zip(seeds, baseline_proba)})
     baseline_seconds = time.perf_counter() - baseline_start
+    prompting = None
+    if config.prompting:  # on the first layer's probes (the label-efficiency curves use its features)
+        from .prompting import run_prompting
+
+        spec = layers[0]
+        prompting, scores = run_prompting(
+            config, data, {m: features[m][spec].model for m in names},
+            {m: (features[m][spec].features[:n_train], features[m][spec].features[n_train:]) for m in names},
+            outcomes[0], spec, progress, log, cache_root)
+        predictions.update(scores)
     results = Results(
         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         command=command or "",
@@ -88,13 +105,16 @@ def run_experiment(
         ground_truth=ground_truth,
         pairs=pairs,
         text_baseline=baseline,
+        prompting=prompting,
     )
     results.timings = {
         "extraction_seconds": round(extraction_seconds, 3),
-        "training_seconds": round(time.perf_counter() - train_start - baseline_seconds, 3),
+        "training_seconds": round(training_seconds, 3),
         "text_baseline_seconds": round(baseline_seconds, 3),
         "total_seconds": round(time.perf_counter() - start, 3),
     }
+    if prompting is not None:
+        results.timings["prompting_seconds"] = round(sum(prompting.timings.values()), 3)
     atomic_write_bytes(out / PREDICTIONS_NAME, _npz_bytes(predictions))
     write_results(out, results)
     return results

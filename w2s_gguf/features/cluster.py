@@ -147,8 +147,9 @@ def embed_texts_ray(
                 todo = list(dict.fromkeys(store.missing(keys)))
                 if todo:
                     by_key = dict(zip(keys, texts))
-                    actors, group = _start_actors(ray, model, pooling, max_tokens, n_gpu_layers if use_gpus else 0,
-                                                  n_threads, use_gpus)
+                    spec = model.entry if model.entry is not None else str(model.path)  # workers fetch it themselves
+                    actors, group = place_actors(ray, EmbedWorker, (spec, pooling, max_tokens,
+                                                                    n_gpu_layers if use_gpus else 0), n_threads, use_gpus)
                     try:
                         _extract(ray, actors, model, store, todo, [by_key[k] for k in todo], shard_docs,
                                  progress, stats, problems, len(set(keys)), on_shard)
@@ -186,15 +187,13 @@ def _connect(ray, address: str) -> bool:
     return True
 
 
-def _start_actors(ray, model: ResolvedModel, pooling: str, max_tokens: int, n_gpu_layers: int,
-                  n_threads: int | None, use_gpus: bool) -> tuple[list, object]:
-    """One actor per GPU; on CPUs, one per `n_threads` cores of each node (default_threads' rule per node).
+def place_actors(ray, worker: type, args: tuple, n_threads: int | None, use_gpus: bool) -> tuple[list, object]:
+    """One `worker(*args, threads)` actor per GPU; on CPUs, one per `n_threads` cores of each node.
 
     Their resources are reserved first (ray_schedule.reserve): what the cluster cannot hold, or cannot
     free in time, fails with one line instead of waiting forever. Returns the actors and their group.
     """
-    remote = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)(EmbedWorker)
-    spec = model.entry if model.entry is not None else str(model.path)  # workers fetch registry models themselves
+    remote = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)(worker)
     workers: list[tuple[dict, int | None, str | None]] = []  # (resources, threads, node) per actor
     if use_gpus:
         workers = [({"GPU": 1.0, "CPU": 1.0}, n_threads, None)] * int(ray.cluster_resources()["GPU"])
@@ -206,7 +205,7 @@ def _start_actors(ray, model: ResolvedModel, pooling: str, max_tokens: int, n_gp
         raise W2SError("the Ray cluster has no CPUs or GPUs to run on; start workers with `ray start --address HEAD:PORT`")
     group = reserve(ray, [w[0] for w in workers], [w[2] for w in workers], "GPU worker" if use_gpus else "CPU worker")
     return [remote.options(num_cpus=res["CPU"], num_gpus=res.get("GPU", 0), scheduling_strategy=in_group(group, i))
-            .remote(spec, pooling, max_tokens, n_gpu_layers, threads) for i, (res, threads, _) in enumerate(workers)], group
+            .remote(*args, threads) for i, (res, threads, _) in enumerate(workers)], group
 
 
 def _extract(ray, actors: list, model: ResolvedModel, store: EmbeddingStore, keys: list[str], texts: list[str],

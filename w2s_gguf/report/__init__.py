@@ -16,6 +16,7 @@ from ..common.storage import atomic_write_bytes, atomic_write_text
 from .compare import compare_markdown, compare_plot
 from .markdown import ACCURACY_PNG, LAYERS_PNG, MISFIT_PNG, PGR_PNG, figure_names, report_markdown
 from .plots import accuracy_figure, layers_figure, misfit_figure, pgr_figure, png_bytes
+from .salience import SALIENCE_PNG, salience_figure
 from .table import summary_table
 
 REPORT_NAME = "report.md"
@@ -36,7 +37,8 @@ def write_report(folder: str | Path, results: Results | None = None) -> list[Pat
     out = Path(folder)
     out = out.parent if out.is_file() else out
     written = []
-    figures = {ACCURACY_PNG: accuracy_figure, PGR_PNG: pgr_figure, MISFIT_PNG: misfit_figure, LAYERS_PNG: layers_figure}
+    figures = {ACCURACY_PNG: accuracy_figure, PGR_PNG: pgr_figure, MISFIT_PNG: misfit_figure, LAYERS_PNG: layers_figure,
+               SALIENCE_PNG: salience_figure}
     for name in figure_names(results):
         atomic_write_bytes(out / name, png_bytes(figures[name](results)))
         written.append(out / name)

@@ -10,6 +10,7 @@ from ..results import PairResult, Results, to_json
 from ..common.storage import atomic_write_bytes
 from .format import DASH, f3, md_table, pgr_point, pgr_text
 from .plots import Entry, colors, draw_pgr, png_bytes, seed_pgrs
+from .salience import compare_salience
 
 Key = tuple[str, str, str]  # weak, strong, layer
 
@@ -97,6 +98,9 @@ def compare_markdown(results_a: Results, results_b: Results, label_a: str = "A",
     ]
     if only:
         parts.append("Not compared:\n\n" + "\n".join(f"- {line}" for line in only))
+    salience = compare_salience(results_a, results_b, label_a, label_b)
+    if salience:
+        parts.append("## How much does each model already know?\n\n" + salience)
     parts.append("## Differences between the runs\n\n" + (
         md_table(["key", label_a, label_b], diffs) if diffs else "none: same settings, model files and library versions."))
     return "\n\n".join(parts) + "\n"

@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 from ..results import ModelInfo, Results, TaskInfo
 from .format import DASH, PGR_RULE, ci_text, f3, md_table, methods_of, pair_label, pgr_text, plan_text, sklearn_checked
+from .salience import SALIENCE_PNG, salience_section
 from .table import HOLM_NOTE, diff_text
 from .text_only import text_only_section
 
@@ -17,7 +18,8 @@ LAYERS_PNG = "layers.png"
 
 def figure_names(results: Results) -> list[str]:
     """The plots a run gets: layers.png only when it compares layers."""
-    return [ACCURACY_PNG, PGR_PNG, MISFIT_PNG] + ([LAYERS_PNG] if len(results.layers) > 1 else [])
+    return ([ACCURACY_PNG, PGR_PNG, MISFIT_PNG] + ([LAYERS_PNG] if len(results.layers) > 1 else [])
+            + ([SALIENCE_PNG] if results.prompting else []))
 
 
 def report_markdown(results: Results) -> str:
@@ -29,6 +31,7 @@ def report_markdown(results: Results) -> str:
         "\n\n".join(f"![{name[:-4]}]({name})" for name in figure_names(results)),
         "## How to read PGR\n\n" + _pgr_note(results),
         "## How many docs would settle it\n\n" + _plans(results),
+        *(["## How much does each model already know?\n\n" + salience_section(results)] if results.prompting else []),
         "## Ground truth (each model on true labels)\n\n" + _ground_truth(results),
         "## Per seed\n\n" + _per_seed(results),
         "## Task\n\n" + _task(results.task),

@@ -75,4 +75,8 @@ def summary_table(results: Results) -> str:
             text = "n/a (above)" if shared and len(methods) > 1 else pgr_text(s)
             lines += textwrap.wrap(row + text, width=WIDTH, subsequent_indent=" " * len(row))
         lines += plan_lines(pair, results)
+    if results.prompting:
+        from .salience import salience_lines
+
+        lines += salience_lines(results)
     return "\n".join(lines)

@@ -9,12 +9,15 @@ May import: errors, common.
 """
 
 from .files import check_version, from_json, load_results, refuse_newer_results, results_path, to_json, write_results
+from .prompting import (CurvePoint, Estimate, FewShot, LabelCurve, ModelPrompting, PairPrompting, Prompting,
+                        PromptPairSeed, PromptSeed, ZeroShot)
 from .schema import (KIND, RESULTS_NAME, SCHEMA_VERSION, Difference, GroundTruth, ModelInfo, PairResult, PairSeed,
                      Plan, Results, SeedScore, SklearnPairSeed, SklearnScores, Summary, TaskInfo, TextBaseline,
                      TransferScore)
 
-__all__ = ["KIND", "RESULTS_NAME", "SCHEMA_VERSION", "Difference", "GroundTruth", "ModelInfo", "PairResult", "PairSeed",
-           "Plan", "Results", "SeedScore", "SklearnPairSeed", "SklearnScores", "Summary", "TaskInfo", "TextBaseline",
-           "TransferScore",
+__all__ = ["CurvePoint", "Estimate", "FewShot", "LabelCurve", "ModelPrompting", "PairPrompting", "Prompting",
+           "PromptPairSeed", "PromptSeed", "ZeroShot", "KIND", "RESULTS_NAME", "SCHEMA_VERSION", "Difference",
+           "GroundTruth", "ModelInfo", "PairResult", "PairSeed", "Plan", "Results", "SeedScore", "SklearnPairSeed",
+           "SklearnScores", "Summary", "TaskInfo", "TextBaseline", "TransferScore",
            "check_version", "from_json", "load_results", "refuse_newer_results", "results_path", "to_json",
            "write_results"]

@@ -21,14 +21,14 @@ from ..errors import W2SError
 from .schema import KIND, RESULTS_NAME, SCHEMA_VERSION, Results
 
 _FIRST = ("schema_version", "kind", "created", "command", "settings", "task", "models", "versions",
-          "text_baseline", "ground_truth", "pairs", "timings")
+          "text_baseline", "ground_truth", "pairs", "prompting", "timings")
 
 
 def to_json(obj: Any) -> Any:
     if is_dataclass(obj):
         data = {f.name: to_json(getattr(obj, f.name)) for f in fields(obj)}
         if isinstance(obj, Results):  # the file reads top-down: identity, settings, then numbers
-            data = {k: data[k] for k in _FIRST}
+            data = {**{k: data[k] for k in _FIRST if k in data}, **data}
         return data
     if isinstance(obj, dict):
         return {str(k): to_json(v) for k, v in obj.items()}

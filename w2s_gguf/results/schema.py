@@ -14,12 +14,15 @@ Schema history:
      pgr_ci (a bootstrap interval of the median) is read as pgr_median_ci, its misfit_train as
      disagree_train (against the weak labels), its misfit_test (1 - agreement) is dropped
      text_baseline (a logistic regression on the docs' text alone, with accuracy_ci's interval)
+     prompting (--prompting: zero- and k-shot prompting baselines, prompting PGR, label-efficiency curves)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from .prompting import Prompting
 
 SCHEMA_VERSION = 3
 KIND = "w2s-gguf results"
@@ -230,6 +233,7 @@ class Results:
     text_baseline: TextBaseline | None = None  # absent in schema-2 files
     created: str = ""
     command: str = ""
+    prompting: Prompting | None = None  # --prompting: prompting baselines and label-efficiency curves
     schema_version: int = SCHEMA_VERSION
     kind: str = KIND
 

@@ -21,10 +21,10 @@ import numpy as np
 
 from ..errors import SettingError, W2SError
 from ..common.plugins import Registry
-from ._base import Doc, Task, TaskDocs, TaskOptions
+from ._base import Doc, PromptingForm, Task, TaskDocs, TaskOptions
 from ._common import split_unit
 
-__all__ = ["Doc", "Task", "TaskData", "TaskDocs", "TaskOptions", "docs_fingerprint", "get_task", "load_task", "register",
+__all__ = ["Doc", "PromptingForm", "Task", "TaskData", "TaskDocs", "TaskOptions", "docs_fingerprint", "get_task", "load_task", "register",
            "task_names"]
 
 

@@ -42,6 +42,20 @@ class TaskDocs:
     hash_split: bool = False
 
 
+@dataclass(frozen=True)
+class PromptingForm:
+    """How a task asks a model directly (prompting baselines): each doc, then `suffix`, then a label word.
+
+    A few-shot prompt shows demonstrations as `text suffix word separator`. Only the first token of
+    each word is scored, so the two words must begin with distinct tokens in a model's vocabulary.
+    """
+
+    suffix: str
+    label_words: tuple[str, str]  # the word for label 0, the word for label 1
+    version: str = "1"  # bump when the suffix, words or separator change (it is in the score cache key)
+    separator: str = "\n\n"
+
+
 class Task:
     """Base class. Subclasses set the class attributes and implement `load`."""
 
@@ -51,6 +65,11 @@ class Task:
     license: ClassVar[str]
     size: ClassVar[str]  # e.g. "12808 reviews"
     prompt_version: ClassVar[str] = "1"  # bump when the text format changes (it is in the cache key)
+    prompting: ClassVar[PromptingForm | None] = None  # None: the task has no prompting baselines
+
+    def prompting_form(self, options: TaskOptions) -> PromptingForm | None:
+        """The form `--prompting` uses; a task may build it from its options."""
+        return self.prompting
 
     def available_offline(self) -> bool:
         """True when `load` works without network on this machine now."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Doc, register
+from . import Doc, PromptingForm, register
 from ._common import TableTask, as_label, short_id, text_of
 
 
@@ -25,6 +25,7 @@ class AmazonPolarity(TableTask):
     license = "Apache 2.0"
     size = "4M (hub; 100k/split)"
     prompt_version = "1"
+    prompting = PromptingForm("\nIs this product review positive? Answer:", (" no", " yes"))
 
     hub_name = "fancyzhx/amazon_polarity"
     columns = ("label", "title", "content")

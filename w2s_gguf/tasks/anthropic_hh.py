@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Doc, register
+from . import Doc, PromptingForm, register
 from ._common import TableTask, item_rng, short_id, text_of
 
 ASSISTANT = "\n\nAssistant:"
@@ -50,6 +50,7 @@ class AnthropicHH(TableTask):
     license = "MIT"
     size = "169k pairs (hub)"
     prompt_version = "1"
+    prompting = PromptingForm("\nAnswer:", (" no", " yes"))  # the text already asks: Is Reply B better than Reply A?
 
     hub_name = "Anthropic/hh-rlhf"
     columns = ("chosen", "rejected")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from . import Doc, TaskDocs, register
+from . import Doc, PromptingForm, TaskDocs, register
 from ._common import OLMO_PACKAGE, OLMO_VERSION, TableTask, as_label, olmo_task_docs, short_id, text_of
 from ._near import near_duplicate_keys, normalise
 
@@ -42,6 +42,7 @@ class BoolQ(TableTask):
     license = "CC BY-SA 3.0"
     size = "3270 (hub: 12697)"
     prompt_version = "1"
+    prompting = PromptingForm("?\nAnswer:", (" no", " yes"))  # BoolQ's questions carry no question mark
 
     hub_name = "google/boolq"
     hub_splits = ("train", "validation")

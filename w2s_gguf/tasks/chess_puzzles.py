@@ -56,7 +56,7 @@ if TYPE_CHECKING:  # imported where puzzles are read: python-chess builds its at
 
 from ..errors import W2SError
 from ..common.network import hub_reachable
-from . import Doc, Task, TaskDocs, TaskOptions, register
+from . import Doc, PromptingForm, Task, TaskDocs, TaskOptions, register
 from ._chess_rows import GET_DATA, REQUIRED, Filter, check_filters, csv_rows, nothing_left
 from ._common import hub_split, is_test_group, item_rng, require_columns, stable_int
 
@@ -75,6 +75,7 @@ class ChessPuzzles(Task):
     license = "CC0 1.0"
     size = "10793 of 11717 (hub: ~4M)"
     prompt_version = "3"  # 2: wrong candidates matched on capture/check; 3: positions without one of the same capture skipped
+    prompting = PromptingForm("\nAnswer:", (" no", " yes"))  # the text already asks: Is this the best move?
 
     def available_offline(self) -> bool:
         return True  # the sample ships with the package

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Doc, register
+from . import Doc, PromptingForm, register
 from ._common import TableTask, item_rng, short_id, text_of
 
 NONE_OF_THE_ABOVE = "None of the above choices ."
@@ -32,6 +32,7 @@ class CosmosQA(TableTask):
     license = "CC BY 4.0"
     size = "28247 (hub)"
     prompt_version = "1"
+    prompting = PromptingForm("\nIs this answer correct? Yes or no:", (" no", " yes"))
 
     hub_name = "allenai/cosmos_qa"
     hub_revision = "refs/convert/parquet"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import W2SError
-from . import Doc, Task, TaskDocs, TaskOptions, register
+from . import Doc, PromptingForm, Task, TaskDocs, TaskOptions, register
 from ._common import as_label, is_test_group, short_id, text_of
 from ._tables import read_table
 
@@ -40,9 +40,20 @@ class Custom(Task):
     license = "yours"
     size = "your file"
     prompt_version = "1"
+    prompting = PromptingForm("\nIs this correct? Answer:", (" no", " yes"))  # generic; options.extra prompt_suffix / label_words override it
 
     def available_offline(self) -> bool:
         return True
+
+    def prompting_form(self, options: TaskOptions) -> PromptingForm | None:
+        """The generic form, or the file's own: options.extra["prompt_suffix"] and ["label_words"] (word 0, word 1)."""
+        suffix = options.extra.get("prompt_suffix", self.prompting.suffix)
+        words = tuple(options.extra.get("label_words", self.prompting.label_words))
+        if len(words) != 2 or not all(isinstance(w, str) and w for w in words):
+            raise W2SError(f"task 'custom': label_words must be two words (for label 0 and 1), got {list(words)!r}")
+        if (suffix, words) == (self.prompting.suffix, self.prompting.label_words):
+            return self.prompting
+        return PromptingForm(str(suffix), words, version="custom")
 
     def load(self, options: TaskOptions) -> TaskDocs:
         if not options.data:

