@@ -20,7 +20,6 @@ Ray is imported only inside these functions: the base install never needs it.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
@@ -33,7 +32,7 @@ from .capture import LayerEmbedder
 from .pipeline import (DEFAULT_MAX_TOKENS, DEFAULT_SHARD_DOCS, Embedder, EmbeddingResult, EmbeddingStore,
                        ExtractionInterrupted, StoreSettings, batch_tokens, extraction_lock, plan_batches, text_key)
 from ..common.llama_logs import quiet_llama_logs
-from .ray_schedule import in_group, reserve
+from .ray_schedule import ModelWorker, in_group, reserve
 from ..errors import W2SError
 from ..models import ModelEntry, ResolvedModel
 from .layers import LAST
@@ -76,32 +75,12 @@ class _VocabTokenizer:
         self.max_tokens = max_tokens
 
 
-class EmbedWorker:
-    """A Ray actor: resolves the model on its own node, loads it once, embeds whole shards."""
+class EmbedWorker(ModelWorker):
+    """A Ray actor that embeds whole shards with the local engine."""
 
     def __init__(self, spec: ModelEntry | str, pooling: str, max_tokens: int, n_gpu_layers: int, n_threads: int | None):
-        import socket
-
-        import llama_cpp
-        import ray
-
-        from ..models import ensure_model, resolve_model
-
-        self.node = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
-        self.error = None
-        try:  # an error here is kept and raised by every call: a failed __init__ would read as a crash
-            model = ensure_model(spec) if isinstance(spec, ModelEntry) else resolve_model(spec)
-            self.embedder = LayerEmbedder(model, pooling, max_tokens, [LAST], n_gpu_layers, n_threads)  # the local engine
-        except W2SError as exc:
-            self.error = f"{exc} (on Ray worker {self.node})"
-            return
-        self.meta = {"sha256": model.sha256, "llama_cpp": llama_cpp.__version__,
-                     "gpu_offload": self.embedder.gpu_offload, "node": self.node, "pid": os.getpid()}
-
-    def ready(self) -> dict:
-        if self.error:
-            raise W2SError(self.error)
-        return self.meta
+        self.embedder = self._start(spec, lambda model: LayerEmbedder(model, pooling, max_tokens, [LAST],
+                                                                      n_gpu_layers, n_threads))
 
     def embed(self, batches: list[list[list[int]]]) -> dict:
         self.ready()

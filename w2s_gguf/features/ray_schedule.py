@@ -1,4 +1,5 @@
-"""Reserving the Ray workers' resources before starting them, so a run never waits forever for them.
+"""Ray workers: reserving their resources before starting them, so a run never waits forever for
+them, and what every worker does first (`ModelWorker`).
 
 An actor that asks for more than any node has (a GPU on a CPU cluster, more
 CPUs than a node holds) stays pending forever, and so would the run. The
@@ -11,7 +12,11 @@ The workers then run in the reserved bundles.
 
 from __future__ import annotations
 
+import os
+from typing import Callable
+
 from ..errors import W2SError
+from ..models import ModelEntry, ResolvedModel, ensure_model, resolve_model
 
 SCHEDULE_TIMEOUT = 60.0  # seconds for the cluster to make room for every worker (model loading comes after)
 NODE_ID = "ray.io/node-id"  # Ray's own label of each node, to pin a bundle to the node it was planned for
@@ -62,3 +67,31 @@ def in_group(group, index: int):
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     return PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index)
+
+
+class ModelWorker:
+    """What every Ray actor here does first: resolve the model on its own node and load it once (`_start`).
+    A load error is kept and raised by every call (`ready`): a failed __init__ would read as a crash."""
+
+    def _start(self, spec: ModelEntry | str, load: Callable[[ResolvedModel], object]):
+        import socket
+
+        import llama_cpp
+        import ray
+
+        self.node = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+        self.error = None
+        try:
+            model = ensure_model(spec) if isinstance(spec, ModelEntry) else resolve_model(spec)
+            engine = load(model)
+        except W2SError as exc:
+            self.error = f"{exc} (on Ray worker {self.node})"
+            return None
+        self.meta = {"sha256": model.sha256, "llama_cpp": llama_cpp.__version__,
+                     "gpu_offload": engine.gpu_offload, "node": self.node, "pid": os.getpid()}
+        return engine
+
+    def ready(self) -> dict:
+        if self.error:
+            raise W2SError(self.error)
+        return self.meta

@@ -11,7 +11,6 @@ Ray is imported only inside these functions: the base install never needs it.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,34 +25,18 @@ from .engine import DEFAULT_MAX_TOKENS
 from .pipeline import DEFAULT_SHARD_DOCS
 from .prompt_scores import ScoreResult, ScoringInterrupted, plan_scoring, scoring_lock, write_shard
 from .prompts import PromptGroup, PromptStyle
+from .ray_schedule import ModelWorker
 from .scoring import Scorer
 
 
-class ScoreWorker:
-    """A Ray actor: resolves the model on its own node, loads it once, scores whole shards."""
+class ScoreWorker(ModelWorker):
+    """A Ray actor that scores whole shards, each with its group's prefix."""
 
     def __init__(self, spec: ModelEntry | str, n_ctx: int, n_batch: int, n_gpu_layers: int, n_threads: int | None):
-        import socket
-
-        import llama_cpp
-        import ray
-
-        from ..models import ensure_model, resolve_model
-
-        self.node = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
-        self.error = None
-        try:  # an error here is kept and raised by every call: a failed __init__ would read as a crash
-            model = ensure_model(spec) if isinstance(spec, ModelEntry) else resolve_model(spec)
-            self.scorer = Scorer(model, n_ctx, n_batch, n_gpu_layers, n_threads)
-        except W2SError as exc:
-            self.error = f"{exc} (on Ray worker {self.node})"
-            return
-        self.meta = {"sha256": model.sha256, "llama_cpp": llama_cpp.__version__,
-                     "gpu_offload": self.scorer.gpu_offload, "node": self.node, "pid": os.getpid()}
+        self.scorer = self._start(spec, lambda model: Scorer(model, n_ctx, n_batch, n_gpu_layers, n_threads))
 
     def score(self, prefix: list[int], batches: list[list[list[int]]], label_tokens: tuple[int, int]) -> dict:
-        if self.error:
-            raise W2SError(self.error)
+        self.ready()
         decoded = self.scorer.decode_prefix(prefix)
         log_probs = np.concatenate([self.scorer.score_docs(len(prefix), batch, label_tokens) for batch in batches])
         return {**self.meta, "log_probs": log_probs, "prefix_tokens": len(prefix) if decoded else 0}
