@@ -27,11 +27,15 @@ def groups(offline_hub) -> list[PromptGroup]:
 def test_ray_scores_equal_local_scores_and_share_the_cache(smollm2, groups, cluster, tmp_path):  # noqa: F811
     from w2s_gguf.features.score_cluster import score_groups_ray
 
-    local = score_groups(smollm2, STYLE, groups, cache_root=tmp_path / "local", **SETTINGS)
-    shards = []
+    local_shards, shards = [], []
+    local = score_groups(smollm2, STYLE, groups, cache_root=tmp_path / "local", on_shard=local_shards.append,
+                         **SETTINGS)
     remote = score_groups_ray(smollm2, STYLE, groups, address=cluster, cache_root=tmp_path / "ray",
                               on_shard=shards.append, **SETTINGS)
-    assert remote.n_computed == 20 and remote.model_loaded and len(shards) >= 5
+    assert remote.n_computed == 20 and remote.model_loaded
+    # The same shards as the local plan, written in plan order, several of them, by both actors.
+    assert [(s["group"], s["docs"]) for s in shards] == [(s["group"], s["docs"]) for s in local_shards]
+    assert len(shards) >= 4 and len({s["pid"] for s in shards}) == 2
     for a, b in zip(local.log_probs, remote.log_probs):
         assert np.array_equal(a, b)
     assert remote.store_dir.name == local.store_dir.name  # the same settings key: one cache serves both
