@@ -159,17 +159,21 @@ def test_two_weak_models_methods_and_ensemble_through_the_cli(smollm2, gemma3, s
                "--out", str(out), home=test_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = load_results(out)
-    assert [(p.weak, p.strong) for p in results.pairs] == [("smollm2-135m", "gemma3-270m"), ("smollm2-q4_0", "gemma3-270m")]
+    ensemble = "ensemble(smollm2-135m+smollm2-q4_0)"  # its own row, scored against its teacher, the teachers' mean
+    assert [(p.weak, p.strong) for p in results.pairs] == [("smollm2-135m", "gemma3-270m"), ("smollm2-q4_0", "gemma3-270m"),
+                                                           (ensemble, "gemma3-270m")]
     assert results.settings["methods"] == ["xent", "hard", "ensemble"] and results.settings["weak_models"] == 2
     with np.load(out / "predictions.npz") as npz:
         p = dict(npz)
     for seed in results.seeds:
-        one, other = (p[f"transfer|{w}|gemma3-270m|ensemble|{seed}"] for w in ("smollm2-135m", "smollm2-q4_0"))
-        assert np.array_equal(one, other)  # one ensemble student per seed
+        student = p[f"transfer|{ensemble}|gemma3-270m|ensemble|{seed}"]  # one ensemble student per seed
         for w in ("smollm2-135m", "smollm2-q4_0"):  # trained on neither teacher alone
-            assert not np.array_equal(one, p[f"transfer|{w}|gemma3-270m|xent|{seed}"])
+            assert not np.array_equal(student, p[f"transfer|{w}|gemma3-270m|xent|{seed}"])
             assert not np.array_equal(p[f"transfer|{w}|gemma3-270m|hard|{seed}"], p[f"transfer|{w}|gemma3-270m|xent|{seed}"])
-    for pair in results.pairs:
-        assert set(pair.summary) == {"xent", "hard", "ensemble"}
-        assert pair.weak_acc < pair.summary["ensemble"].transfer_acc_mean, pair.weak
+    pairs = {p.weak: p for p in results.pairs}
+    for w in ("smollm2-135m", "smollm2-q4_0"):
+        assert set(pairs[w].summary) == {"xent", "hard"}
+    assert set(pairs[ensemble].summary) == {"ensemble"}
+    for w in ("smollm2-135m", "smollm2-q4_0"):  # the ensemble student beats each teacher alone
+        assert pairs[w].weak_acc < pairs[ensemble].summary["ensemble"].transfer_acc_mean, w
     assert "ensemble" in proc.stdout and "smollm2-q4_0 -> gemma3-270m" in proc.stdout
