@@ -218,7 +218,7 @@ def _extract(ray, actors: list, model: ResolvedModel, store: EmbeddingStore, key
             [ref], _ = ray.wait(list(pending), num_returns=1)
             index, j = pending.pop(ref)
             load[j] -= 1
-            out = _fetch(ray, ref, node[j], written, store)
+            out = fetch_shard(ray, ref, f"worker on {node[j]}", "embedding", written, store.dir)
             node[j] = out["node"]
             if pid[j] is not None and out["pid"] != pid[j]:
                 problems.append(f"Ray worker on {out['node']} was restarted (pid {pid[j]} -> {out['pid']}); "
@@ -249,22 +249,23 @@ def _extract(ray, actors: list, model: ResolvedModel, store: EmbeddingStore, key
         bar.close()
 
 
-def _fetch(ray, ref, node: str, written: int, store: EmbeddingStore) -> dict:
-    """One shard's result, or a one-line W2SError (finished shards stay cached)."""
+def fetch_shard(ray, ref, worker: str, doing: str, written: int, store_dir: Path) -> dict:
+    """One shard's result from a Ray worker, or a one-line W2SError (finished shards stay cached).
+    `worker` names it in the message ("worker on NODE"), `doing` says what it was at ("embedding")."""
     from ray.exceptions import RayActorError, RayError, RayTaskError
 
-    resume = f"{written} shard(s) of this run are cached in {store.dir}; run the same command again to resume"
+    resume = f"{written} shard(s) of this run are cached in {store_dir}; run the same command again to resume"
     try:
         return ray.get(ref)
     except RayTaskError as exc:
         if isinstance(exc.cause, W2SError):
             raise W2SError(str(exc.cause.args[0] if exc.cause.args else exc.cause)) from None
-        raise W2SError(f"Ray worker on {node} failed ({type(exc.cause).__name__}: {exc.cause}); {resume}") from None
+        raise W2SError(f"Ray {worker} failed while {doing} ({type(exc.cause).__name__}: {exc.cause}); {resume}") from None
     except RayActorError as exc:
         first = (str(exc).strip().splitlines() or ["no reason given"])[0]
-        raise W2SError(f"Ray worker on {node} died after {MAX_RESTARTS} restarts ({first}); {resume}") from None
+        raise W2SError(f"Ray {worker} died after {MAX_RESTARTS} restarts ({first}); {resume}") from None
     except RayError as exc:
-        raise W2SError(f"Ray failed while embedding on {node} ({type(exc).__name__}); {resume}") from None
+        raise W2SError(f"Ray failed while {doing} on its {worker} ({type(exc).__name__}); {resume}") from None
 
 
 def _check(out: dict, model: ResolvedModel, store: EmbeddingStore, n_docs: int) -> None:

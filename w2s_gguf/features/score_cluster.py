@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import W2SError
 from ..models import ModelEntry, ResolvedModel
-from .cluster import IN_FLIGHT, LOOKAHEAD, MAX_RESTARTS, _connect, _import_ray, place_actors
+from .cluster import IN_FLIGHT, LOOKAHEAD, _connect, _import_ray, fetch_shard, place_actors
 from .engine import DEFAULT_MAX_TOKENS
 from .pipeline import DEFAULT_SHARD_DOCS
 from .prompt_scores import ScoreResult, ScoringInterrupted, plan_scoring, scoring_lock, write_shard
@@ -108,7 +108,7 @@ def _run(ray, actors: list, plan, todo: list, progress: bool, on_shard: Callable
             [ref], _ = ray.wait(list(pending), num_returns=1)
             index, j = pending.pop(ref)
             load[j] -= 1
-            out = _fetch(ray, ref, written, plan)
+            out = fetch_shard(ray, ref, "worker", "scoring", written, plan.store.dir)
             if pids[j] is not None and out["pid"] != pids[j]:
                 result.problems.append(f"Ray worker on {out['node']} was restarted (pid {pids[j]} -> {out['pid']}); "
                                        f"its unfinished shards were scored again")
@@ -131,24 +131,6 @@ def _run(ray, actors: list, plan, todo: list, progress: bool, on_shard: Callable
     finally:
         result.seconds += time.perf_counter() - start
         bar.close()
-
-
-def _fetch(ray, ref, written: int, plan) -> dict:
-    """One shard's result, or a one-line W2SError (finished shards stay cached)."""
-    from ray.exceptions import RayActorError, RayError, RayTaskError
-
-    resume = f"{written} shard(s) of this run are cached in {plan.store.dir}; run the same command again to resume"
-    try:
-        return ray.get(ref)
-    except RayTaskError as exc:
-        if isinstance(exc.cause, W2SError):
-            raise W2SError(str(exc.cause.args[0] if exc.cause.args else exc.cause)) from None
-        raise W2SError(f"a Ray worker failed while scoring ({type(exc.cause).__name__}: {exc.cause}); {resume}") from None
-    except RayActorError as exc:
-        first = (str(exc).strip().splitlines() or ["no reason given"])[0]
-        raise W2SError(f"a Ray worker died after {MAX_RESTARTS} restarts ({first}); {resume}") from None
-    except RayError as exc:
-        raise W2SError(f"Ray failed while scoring ({type(exc).__name__}); {resume}") from None
 
 
 def _check(out: dict, plan) -> None:
