@@ -43,7 +43,7 @@ def accuracy(result: MethodResult, y_test) -> float:
 def test_every_method_stays_near_its_weak_teacher_or_above(sentiment_features, case):
     X, y, X_test, y_test = sentiment_features
     data, _, _ = case
-    # The teacher's own accuracy on the same test docs, measured here (0.685 on this run).
+    # The teacher's own accuracy on the same test docs, measured here (0.68 on this run).
     weak_acc = float((LinearProbe(seed=0).fit(X[:N_A, :64], y[:N_A]).predict(X_test[:, :64]) == y_test).mean())
     specs = [m.spec for m in parse_methods("all")] + ["logconf-openai", "window-midweak", "knn-relabel-5", "bootstrap-2"]
     results = run_methods([(parse_method(s), data) for s in specs])
@@ -53,11 +53,12 @@ def test_every_method_stays_near_its_weak_teacher_or_above(sentiment_features, c
         assert result.test_proba.shape == (len(y_test), 2) and result.train_proba.shape == (len(data.weak), 2)
         accs[spec] = accuracy(result, y_test)
     print({"weak": weak_acc, **{s: round(a, 3) for s, a in accs.items()}})
-    # Each student learns from its teacher what the teacher knows: at most two standard errors of an accuracy
-    # on these test docs below it (0.066 here; measured on 2026-12-01 with teacher 0.685: 0.63 (window-0.15,
-    # knn-relabel-50) to 0.715 (bootstrap-1)). A student that learned nothing (0.5), or the flipped labels,
-    # is far below.
-    below = 2 * np.sqrt(weak_acc * (1 - weak_acc) / len(y_test))
+    # Each student learns from its teacher what the teacher knows: at most three standard errors of an
+    # accuracy on these test docs below it (0.099 here; teacher 0.68, students 0.62 (logconf) to 0.705,
+    # docs/testing.md). Three, not two: with 17 students, one misses a two-SE bound by chance too often
+    # (logconf did on a CI machine: 0.605 against 0.619). A student that learned nothing (0.5), or the
+    # flipped labels, is far below.
+    below = 3 * np.sqrt(weak_acc * (1 - weak_acc) / len(y_test))
     for spec, acc in accs.items():
         assert acc >= weak_acc - below, (spec, acc, weak_acc, below)
     assert np.mean(list(accs.values())) >= weak_acc - 0.02  # and on average about as good as the teacher

@@ -1,4 +1,4 @@
-"""A cache written by the version before graphs stopped early is still this version's cache (real SmolLM2).
+"""A cache written by the version that packed texts tightly into batches (real SmolLM2): left alone, not read.
 
 tests/fixtures/cache_prev was written by that version's own code (tests/fixtures/make_prev_cache.py
 says how to regenerate it): "last" through its plain Embedder, block 3 through its LayerEmbedder.
@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from w2s_gguf.features.engine import KV_ALIGN
 from w2s_gguf.features.layers import LAST
+from w2s_gguf.features.pipeline import text_key
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "cache_prev"
 
@@ -33,52 +35,46 @@ def cosine(a, b):
     return (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean"])
-def test_the_previous_versions_cache_is_reused_without_loading_the_model(smollm2, prev_cache, pooling, monkeypatch):
-    from w2s_gguf.features import pipeline
-
-    info, root = prev_cache
-    stored = {}
-    for folder in root.iterdir():
-        settings = json.loads((folder / "settings.json").read_text())
-        if settings["pooling"] == pooling:
-            entry = json.loads(next(folder.glob("shard-*.json")).read_text())
-            vectors = np.load(next(folder.glob("shard-*.npy")))
-            stored[settings["layer"]] = dict(zip(entry["keys"], vectors))
-
-    def no_load(*args, **kwargs):
-        raise AssertionError("the model was loaded although the previous version cached every text")
-
-    monkeypatch.setattr(pipeline, "LayerEmbedder", no_load)
-    got = pipeline.embed_layers(smollm2, info["texts"], [3, LAST], pooling, info["max_tokens"], n_gpu_layers=0,
-                                progress=False, cache_root=root)
-    keys = [pipeline.text_key(t) for t in info["texts"]]
-    for layer in (3, LAST):
-        assert not got[layer].model_loaded and got[layer].n_computed == 0
-        np.testing.assert_array_equal(got[layer].features, np.stack([stored[str(layer)][k] for k in keys]))
+def folder_bytes(root: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean"])
-def test_this_version_computes_what_the_previous_one_cached(smollm2, prev_cache, pooling, tmp_path):
-    """Fresh vectors against the fixture: bit for bit on the build that wrote it (mean pooling of "last": to
-    float32 rounding, as llama.cpp's averaging matrix product sums in another order); elsewhere the CPU kernels
-    differ, and batch composition already moves features this far."""
-    import llama_cpp
-
+def test_a_store_of_packed_batches_is_left_alone_and_recomputed(smollm2, prev_cache, pooling):
+    """The previous version packed texts tightly into batches, so a stored vector depended on its batch
+    neighbours; this version decodes texts at KV_ALIGN boundaries (a vector independent of its batch) and
+    keys its stores by that. Mixing the two would make a run's features depend on the cache's history, so
+    the old store is not read, and not touched either: its folder stays as it was."""
+    from w2s_gguf.features.capture import LayerEmbedder
     from w2s_gguf.features.pipeline import embed_layers
 
     info, root = prev_cache
-    old = embed_layers(smollm2, info["texts"], [3, LAST], pooling, info["max_tokens"], n_gpu_layers=0,
+    before = folder_bytes(root)
+    old_folders = {f.name for f in root.iterdir()}
+    old = {}
+    for folder in root.iterdir():
+        settings = json.loads((folder / "settings.json").read_text())
+        if settings["pooling"] == pooling:
+            assert "kv_align" not in settings
+            entry = json.loads(next(folder.glob("shard-*.json")).read_text())
+            old[settings["layer"]] = dict(zip(entry["keys"], np.load(next(folder.glob("shard-*.npy")))))
+    got = embed_layers(smollm2, info["texts"], [3, LAST], pooling, info["max_tokens"], n_gpu_layers=0,
                        progress=False, cache_root=root)
-    new = embed_layers(smollm2, info["texts"], [3, LAST], pooling, info["max_tokens"], n_gpu_layers=0,
-                       progress=False, cache_root=tmp_path / "fresh")
-    assert new[LAST].model_loaded and new[LAST].settings.key() == old[LAST].settings.key()
-    same_build = llama_cpp.llama_print_system_info().decode().strip() == info["system_info"]
-    for layer in (3, LAST):
-        a, b = old[layer].features, new[layer].features
-        if not same_build:
-            assert cosine(a, b).min() > 0.999
-        elif pooling == "mean" and layer == LAST:
-            assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max()
-        else:
-            np.testing.assert_array_equal(a, b)
+    assert folder_bytes(root).items() >= before.items()  # every old file still there, byte for byte
+    keys = [text_key(t) for t in info["texts"]]
+    engine = LayerEmbedder(smollm2, pooling, info["max_tokens"], [3, LAST], n_gpu_layers=0)
+    try:
+        alone = np.concatenate([engine.embed_batch([engine.tokenize(t)[0]]) for t in info["texts"]])
+    finally:
+        engine.close()
+    for k, layer in enumerate((3, LAST)):
+        assert got[layer].model_loaded and got[layer].n_computed == len(keys)
+        assert got[layer].store_dir.name not in old_folders
+        assert json.loads((got[layer].store_dir / "settings.json").read_text())["kv_align"] == KV_ALIGN
+        new = got[layer].features
+        if pooling == "last":
+            np.testing.assert_array_equal(new, alone[:, k])  # whatever its batch, a text's vector alone
+        else:  # llama.cpp's averaging product (LAST) vs the engine's own mean (blocks): float32 rounding
+            assert np.abs(new - alone[:, k]).max() <= 1e-5 * np.abs(new).max()
+        # The old vectors differ by their batch neighbours' rounding only.
+        assert cosine(new, np.stack([old[str(layer)][key] for key in keys])).min() > 0.998

@@ -74,6 +74,11 @@ def test_docs_in_one_batch_do_not_see_each_other(smollm2, docs):
         # Same cells, other content in the neighbouring sequence: bit for bit the same score.
         assert np.array_equal(after, after_reversed) and len(group.docs[2]) >= len(first)
         assert np.array_equal(after, after_other)
+        # Other neighbours, of other lengths, or none: still the same bits, since every doc part starts at a
+        # KV_ALIGN boundary (packed tightly, the neighbours' lengths moved the score in the last digits).
+        alone = scorer.score(group.prefix, [[target]], tokens.label_tokens)[0]
+        for before in (first[:3], first[:7] + group.docs[2], group.docs[3]):
+            assert np.array_equal(scorer.score(group.prefix, [[before, target]], tokens.label_tokens)[1], alone)
     finally:
         scorer.close()
 

@@ -19,7 +19,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .engine import BATCH_TOKENS
+from .engine import BATCH_TOKENS, KV_ALIGN
 from ..common.storage import atomic_save_npy, atomic_write_json, cache_home, load_npy, sha256_bytes, sha256_file
 
 STORE_FORMAT = 1
@@ -42,9 +42,12 @@ class StoreSettings:
     max_tokens: int
     llama_cpp_version: str
     gpu_offload: bool
-    batch_tokens: int = BATCH_TOKENS  # batch composition moves vectors slightly (cosine >= 0.999)
+    batch_tokens: int = BATCH_TOKENS  # on a GPU, batch shapes may still move vectors in the last digits
     layer: str = "last"  # "last" (the pooled final norm, OAI's feature) or a block index "0".."L-1"
     dtype: str = "float32"  # or "float16": half the disk for all-layer captures of large models
+    # Texts decoded at KV_ALIGN boundaries (engine.py): a vector no longer depends on its batch. Stores
+    # from before (no such field) held packed-batch vectors, so they are not mixed with these.
+    kv_align: int = KV_ALIGN
 
     def key(self) -> str:
         fields = dict(self.__dict__)

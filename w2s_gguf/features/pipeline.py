@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import STORE_DTYPES, EmbeddingStore, StoreSettings, embeddings_root, text_key
-from .engine import DEFAULT_MAX_TOKENS, POOLINGS, Embedder, batch_tokens
+from .engine import DEFAULT_MAX_TOKENS, KV_ALIGN, POOLINGS, Embedder, batch_tokens, kv_cells
 from ..errors import SettingError, W2SError
 from .capture import LayerEmbedder
 from .layers import LAST, Layer
@@ -31,22 +31,24 @@ __all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_SHARD_DOCS", "POOLINGS", "Embedder", "
            "ExtractionInterrupted", "StoreSettings", "embed_layers", "embed_texts", "plan_batches", "text_key"]
 
 
-def plan_batches(lengths: list[int], budget: int) -> list[list[int]]:
-    """Indices grouped into batches of at most `budget` tokens, shortest texts first.
+def plan_batches(lengths: list[int], budget: int, align: int = KV_ALIGN) -> list[list[int]]:
+    """Indices grouped into batches of at most `budget` KV cells, shortest texts first.
 
-    Sorting by length keeps batches dense; the order is a pure function of
-    the inputs, so a resumed run plans the remaining batches identically.
+    Each text starts at a multiple of `align` (`engine.kv_spans`), so a batch
+    takes its texts' tokens plus the gaps between them. Sorting by length keeps batches
+    dense; the order is a pure function of the inputs, so a resumed run plans the
+    remaining batches identically.
     """
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
     batches: list[list[int]] = []
     current: list[int] = []
     used = 0
     for i in order:
-        if current and used + lengths[i] > budget:
+        if current and kv_cells(used, align) + lengths[i] > budget:
             batches.append(current)
             current, used = [], 0
         current.append(i)
-        used += lengths[i]
+        used = kv_cells(used, align) + lengths[i]
     if current:
         batches.append(current)
     return batches
@@ -152,6 +154,9 @@ def embed_layers(
         if embedder.model.sha256 != model.sha256:
             raise ValueError("embedder was loaded from another model file")
         pooling, max_tokens, offload = embedder.pooling, embedder.max_tokens, embedder.gpu_offload
+        if embedder.kv_align != KV_ALIGN:
+            raise ValueError(f"embedder packs texts at multiples of {embedder.kv_align}; the cache holds texts decoded "
+                             f"at multiples of {KV_ALIGN}")
     else:
         offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
     stores = {layer: EmbeddingStore(StoreSettings(model.sha256, pooling, max_tokens, llama_cpp.__version__, offload,
@@ -198,7 +203,7 @@ def _extract(embedder: Embedder, stores: dict[Layer, EmbeddingStore], keys: list
     start = time.perf_counter()
     tokenized = [embedder.tokenize(t) for t in texts]
     lengths = [len(toks) for toks, _ in tokenized]
-    batches = plan_batches(lengths, embedder.batch_tokens)
+    batches = plan_batches(lengths, embedder.batch_tokens, embedder.kv_align)
     done_before = total_unique - len(keys)
     # The bar counts tokens, not docs: docs run shortest first, so a doc rate
     # would promise an ETA far too low early on.

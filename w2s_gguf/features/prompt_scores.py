@@ -24,7 +24,7 @@ from ..common.storage import cache_home, file_lock, sha256_bytes
 from ..errors import W2SError
 from ..models.modelfile import ResolvedModel
 from .cache import EmbeddingStore
-from .engine import DEFAULT_MAX_TOKENS, batch_tokens
+from .engine import DEFAULT_MAX_TOKENS, KV_ALIGN, batch_tokens
 from .pipeline import DEFAULT_SHARD_DOCS, ExtractionInterrupted, plan_batches
 from .prompts import PromptGroup, PromptStyle, PromptTokens, TokenizedGroup, check_context
 from .scoring import MAX_SEQUENCES, Scorer, Vocab
@@ -38,12 +38,13 @@ class ScoreSettings:
     llama_cpp_version: str
     gpu_offload: bool
     max_tokens: int
-    batch_tokens: int  # batch composition moves scores in the last float digits
+    batch_tokens: int  # on a GPU, batch shapes may still move scores in the last digits
     suffix: str
     label_words: list[str]
     separator: str
     prompt_version: str
     dtype: str = "float32"
+    kv_align: int = KV_ALIGN  # doc parts at KV_ALIGN boundaries: a score no longer depends on its batch
 
     def key(self) -> str:
         digest = sha256_bytes(json.dumps(self.__dict__, sort_keys=True).encode())[:12]
@@ -70,7 +71,7 @@ class ScoreResult:
     problems: list[str] = field(default_factory=list)
 
 
-def plan_shards(lengths: list[int], budget: int, shard_docs: int, max_seqs: int = MAX_SEQUENCES - 1) -> list[list[list[int]]]:
+def plan_shards(lengths: list[int], budget: int, shard_docs: int, max_seqs: int = MAX_SEQUENCES - 2) -> list[list[list[int]]]:
     """Docs (indices) in batches of at most `budget` tokens and `max_seqs` docs, batches in shards of
     about `shard_docs` docs: a pure function of the lengths, so a resumed run plans the same shards."""
     batches = [b[i : i + max_seqs] for b in plan_batches(lengths, budget) for i in range(0, len(b), max_seqs)]
@@ -131,7 +132,7 @@ def plan_scoring(model: ResolvedModel, style: PromptStyle, groups: list[PromptGr
     store = EmbeddingStore(settings, scores_root(cache_root))
     result = ScoreResult([], store.dir, sum(len(g.docs) for g in groups), n_truncated=tokens.n_truncated,
                          gpu_offload=offload)
-    work = _plan(tokenized, budget, shard_docs, min(MAX_SEQUENCES, n_batch) - 1)  # Scorer's sequences, less the prefix's
+    work = _plan(tokenized, budget, shard_docs, min(MAX_SEQUENCES, n_batch) - 2)  # Scorer's sequences, less the prefix's and the filler's
     return ScorePlan(model, tokenized, tokens.label_tokens, store, work,
                      longest_prefix + n_batch, n_batch, result)
 

@@ -59,7 +59,9 @@ class Interleaved:
 
     The yardstick decodes just before the engine on even batches and just after it on odd ones; its
     time is kept apart, so the pipeline's own time is the pipeline's wall time less the yardstick's.
-    Everything else (tokenize, batch_tokens, layers, ...) is the engine's.
+    Both decode the same texts per batch: the yardstick back to back, as llama.cpp packs them, the
+    engine at KV_ALIGN boundaries, so the ratio includes what the gaps cost. Everything else
+    (tokenize, batch_tokens, layers, ...) is the engine's.
     """
 
     def __init__(self, engine: LayerEmbedder, yardstick: Embedder):
@@ -99,7 +101,7 @@ def compare_request(model, texts: list[str], request: list[str], pooling: str = 
     """Pipeline tok/s over llama.cpp embedding-mode tok/s for one layer request, on the same batches."""
     layers = resolve_layers(request, model.n_layer or 0, model.name)
     owns = yardstick is None
-    yardstick = yardstick or Embedder(model, pooling, max_tokens, n_gpu_layers, n_threads)
+    yardstick = yardstick or Embedder(model, pooling, max_tokens, n_gpu_layers, n_threads, kv_align=1)
     engine = LayerEmbedder(model, pooling, max_tokens, layers, n_gpu_layers, n_threads)
     try:
         first = [engine.tokenize(texts[0])[0]]
@@ -145,7 +147,8 @@ def run_bench(model_spec: str, task: str, n_docs: int, max_tokens: int = 512, n_
     data = load_task(task, n_train=n_docs, n_test=20)  # the test split is unused; it must hold both labels
     texts = [d.text for d in data.train]
     labels = np.array([d.label for d in data.train])
-    yardstick = Embedder(model, pooling, max_tokens, n_gpu_layers, n_threads)
+    # llama.cpp as llama-cpp-python's Llama.embed runs it: texts back to back (kv_align=1), no gaps.
+    yardstick = Embedder(model, pooling, max_tokens, n_gpu_layers, n_threads, kv_align=1)
     try:
         rows = [compare_request(model, texts, parse_layers(request), pooling, max_tokens, n_gpu_layers, n_threads,
                                 rounds, yardstick) for request in requests]
