@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2s_gguf.features.engine import KV_ALIGN
 from w2s_gguf.features.layers import LAST
 from w2s_gguf.features.pipeline import text_key
 
@@ -41,10 +40,10 @@ def folder_bytes(root: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("pooling", ["last", "mean"])
 def test_a_store_of_packed_batches_is_left_alone_and_recomputed(smollm2, prev_cache, pooling):
-    """The previous version packed texts tightly into batches, so a stored vector depended on its batch
-    neighbours; this version decodes texts at KV_ALIGN boundaries (a vector independent of its batch) and
-    keys its stores by that. Mixing the two would make a run's features depend on the cache's history, so
-    the old store is not read, and not touched either: its folder stays as it was."""
+    """The previous version packed texts into batches on the CPU too, so a stored vector depended on its
+    batch neighbours; this version decodes each text alone on the CPU (a vector that is a function of the
+    text) and keys its stores by that. Mixing the two would make a run's features depend on the cache's
+    history, so the old store is not read, and not touched either: its folder stays as it was."""
     from w2s_gguf.features.capture import LayerEmbedder
     from w2s_gguf.features.pipeline import embed_layers
 
@@ -55,7 +54,7 @@ def test_a_store_of_packed_batches_is_left_alone_and_recomputed(smollm2, prev_ca
     for folder in root.iterdir():
         settings = json.loads((folder / "settings.json").read_text())
         if settings["pooling"] == pooling:
-            assert "kv_align" not in settings
+            assert "texts_per_batch" not in settings
             entry = json.loads(next(folder.glob("shard-*.json")).read_text())
             old[settings["layer"]] = dict(zip(entry["keys"], np.load(next(folder.glob("shard-*.npy")))))
     got = embed_layers(smollm2, info["texts"], [3, LAST], pooling, info["max_tokens"], n_gpu_layers=0,
@@ -70,10 +69,10 @@ def test_a_store_of_packed_batches_is_left_alone_and_recomputed(smollm2, prev_ca
     for k, layer in enumerate((3, LAST)):
         assert got[layer].model_loaded and got[layer].n_computed == len(keys)
         assert got[layer].store_dir.name not in old_folders
-        assert json.loads((got[layer].store_dir / "settings.json").read_text())["kv_align"] == KV_ALIGN
+        assert json.loads((got[layer].store_dir / "settings.json").read_text())["texts_per_batch"] == 1
         new = got[layer].features
         if pooling == "last":
-            np.testing.assert_array_equal(new, alone[:, k])  # whatever its batch, a text's vector alone
+            np.testing.assert_array_equal(new, alone[:, k])  # each text's vector decoded alone
         else:  # llama.cpp's averaging product (LAST) vs the engine's own mean (blocks): float32 rounding
             assert np.abs(new - alone[:, k]).max() <= 1e-5 * np.abs(new).max()
         # The old vectors differ by their batch neighbours' rounding only.

@@ -87,7 +87,7 @@ def manifests(store_dir: Path) -> list[list[str]]:
 
 @pytest.mark.slow
 def test_same_tokens_batches_and_features_as_local(smollm2, texts, local, cluster, tmp_path):
-    from w2s_gguf.features.pipeline import Embedder, batch_tokens, plan_batches
+    from w2s_gguf.features.pipeline import Embedder, batch_tokens, plan_batches, texts_per_batch
     from w2s_gguf.features.cluster import _VocabTokenizer, embed_texts_ray, plan_shards
 
     # The driver's vocabulary-only tokenizer gives the tokens the full model gives.
@@ -96,8 +96,8 @@ def test_same_tokens_batches_and_features_as_local(smollm2, texts, local, cluste
     assert [driver.tokenize(t) for t in texts] == [embedder.tokenize(t) for t in texts]
     lengths = [len(embedder.tokenize(t)[0]) for t in texts]
     embedder.close()
-    shards = plan_shards(lengths, batch_tokens(128), SETTINGS["shard_docs"])
-    assert [b for shard in shards for b in shard] == plan_batches(lengths, batch_tokens(128))
+    shards = plan_shards(lengths, batch_tokens(128), SETTINGS["shard_docs"], texts_per_batch())
+    assert [b for shard in shards for b in shard] == plan_batches(lengths, batch_tokens(128), texts_per_batch())
 
     result = embed_texts_ray(smollm2, texts, address=cluster, cache_root=tmp_path, **SETTINGS)
     assert np.array_equal(result.features, local.features)
@@ -292,10 +292,11 @@ def test_replanning_the_unwritten_suffix_gives_the_same_shards():
     for _ in range(50):
         lengths = rng.integers(1, 200, rng.integers(1, 120)).tolist()
         budget, shard_docs = int(rng.integers(200, 300)), int(rng.integers(1, 20))
-        shards = plan_shards(lengths, budget, shard_docs)
+        max_texts = [None, 1][int(rng.integers(0, 2))]  # a GPU's plan or the CPU's
+        shards = plan_shards(lengths, budget, shard_docs, max_texts)
         for k in range(len(shards)):  # the first k shards are cached: plan what is left
             left = sorted(i for shard in shards[k:] for batch in shard for i in batch)
-            replanned = plan_shards([lengths[i] for i in left], budget, shard_docs)
+            replanned = plan_shards([lengths[i] for i in left], budget, shard_docs, max_texts)
             assert [[[left[i] for i in b] for b in shard] for shard in replanned] == shards[k:]
 
 

@@ -74,13 +74,26 @@ def test_docs_in_one_batch_do_not_see_each_other(smollm2, docs):
         # Same cells, other content in the neighbouring sequence: bit for bit the same score.
         assert np.array_equal(after, after_reversed) and len(group.docs[2]) >= len(first)
         assert np.array_equal(after, after_other)
-        # Other neighbours, of other lengths, or none: still the same bits, since every doc part starts at a
-        # KV_ALIGN boundary (packed tightly, the neighbours' lengths moved the score in the last digits).
-        alone = scorer.score(group.prefix, [[target]], tokens.label_tokens)[0]
-        for before in (first[:3], first[:7] + group.docs[2], group.docs[3]):
-            assert np.array_equal(scorer.score(group.prefix, [[before, target]], tokens.label_tokens)[1], alone)
     finally:
         scorer.close()
+
+
+def test_a_cached_score_does_not_depend_on_what_was_scored_with_it(smollm2, docs, tmp_path):
+    """Half the prompts first and then all, or all at once: the same scores bit for bit, since the CPU
+    scores each prompt alone after its prefix (packed, a prompt's score moved with its neighbours)."""
+    train, test = docs
+    demos = [(d.text, d.label) for d in train[:2]]
+    texts = [d.text for d in test]
+    half = score_groups(smollm2, STYLE, [PromptGroup(demos, texts[::2])], max_tokens=128, n_threads=2,
+                        progress=False, cache_root=tmp_path / "a")
+    piecewise = score_groups(smollm2, STYLE, [PromptGroup(demos, texts)], max_tokens=128, n_threads=2,
+                             progress=False, cache_root=tmp_path / "a")
+    at_once = score_groups(smollm2, STYLE, [PromptGroup(demos, texts)], max_tokens=128, n_threads=2,
+                           progress=False, cache_root=tmp_path / "b")
+    assert half.n_computed == len(texts) // 2 and at_once.n_computed == len(texts)
+    assert json.loads((at_once.store_dir / "settings.json").read_text())["texts_per_batch"] == 1
+    np.testing.assert_array_equal(half.log_probs[0], at_once.log_probs[0][::2])
+    np.testing.assert_array_equal(piecewise.log_probs[0], at_once.log_probs[0])
 
 
 def test_label_words_must_begin_with_distinct_tokens(smollm2, gemma3):

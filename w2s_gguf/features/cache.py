@@ -19,7 +19,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .engine import BATCH_TOKENS, KV_ALIGN
+from .engine import BATCH_TOKENS
 from ..common.storage import atomic_save_npy, atomic_write_json, cache_home, load_npy, sha256_bytes, sha256_file
 
 STORE_FORMAT = 1
@@ -42,17 +42,17 @@ class StoreSettings:
     max_tokens: int
     llama_cpp_version: str
     gpu_offload: bool
-    batch_tokens: int = BATCH_TOKENS  # on a GPU, batch shapes may still move vectors in the last digits
+    batch_tokens: int = BATCH_TOKENS  # on a GPU, batch composition moves vectors slightly (cosine >= 0.999)
     layer: str = "last"  # "last" (the pooled final norm, OAI's feature) or a block index "0".."L-1"
     dtype: str = "float32"  # or "float16": half the disk for all-layer captures of large models
-    # Texts decoded at KV_ALIGN boundaries (engine.py): a vector no longer depends on its batch. Stores
-    # from before (no such field) held packed-batch vectors, so they are not mixed with these.
-    kv_align: int = KV_ALIGN
+    # 1: each text decoded alone (the CPU), its vector a function of the text; None: packed (a GPU,
+    # and every store made before), where a vector depends slightly on its batch neighbours.
+    texts_per_batch: int | None = None
 
     def key(self) -> str:
         fields = dict(self.__dict__)
         # Defaults stay out of the hash, so caches made before layers existed keep their names.
-        for name, default in (("layer", "last"), ("dtype", "float32")):
+        for name, default in (("layer", "last"), ("dtype", "float32"), ("texts_per_batch", None)):
             if fields[name] == default:
                 del fields[name]
         payload = json.dumps({**fields, "format": STORE_FORMAT}, sort_keys=True)

@@ -33,7 +33,7 @@ import numpy as np
 from ..common.llama_logs import quiet_llama_logs
 from ..errors import W2SError
 from ..models.modelfile import ResolvedModel
-from .engine import DEFAULT_MAX_TOKENS, Embedder, kv_spans, warn_once
+from .engine import DEFAULT_MAX_TOKENS, Embedder, warn_once
 from .layers import LAST, resolve_layers
 
 RESULT_NORM = b"result_norm"  # llama.cpp's name for the final norm's output (res->t_embd) in llama, gemma3, qwen2...
@@ -184,7 +184,8 @@ class LayerEmbedder(Embedder):
 
     def embed_batch(self, token_lists: list[list[int]]) -> np.ndarray:
         """(n_seq, len(self.layers), dim): every requested layer of each sequence, from one decode."""
-        self._spans = kv_spans([len(t) for t in token_lists], self.kv_align)  # where decode puts each sequence
+        ends = np.cumsum([len(t) for t in token_lists]).tolist()
+        self._spans = [(end - len(t), end) for t, end in zip(token_lists, ends)]
         self._out = np.zeros((len(token_lists), len(self.layers), self.dim), np.float32)
         self._pending, self._error = set(self._slots.values()), None
         self._stopping, self._finished = self.graph == "stopped", False

@@ -30,7 +30,8 @@ import numpy as np
 
 from .capture import LayerEmbedder
 from .pipeline import (DEFAULT_MAX_TOKENS, DEFAULT_SHARD_DOCS, Embedder, EmbeddingResult, EmbeddingStore,
-                       ExtractionInterrupted, StoreSettings, batch_tokens, extraction_lock, plan_batches, text_key)
+                       ExtractionInterrupted, StoreSettings, batch_tokens, extraction_lock, plan_batches, text_key,
+                       texts_per_batch)
 from ..common.llama_logs import quiet_llama_logs
 from .ray_schedule import ModelWorker, in_group, reserve
 from ..errors import W2SError
@@ -44,12 +45,12 @@ LOOKAHEAD = 8  # shards sent ahead of the oldest unwritten one, per actor (bound
 INSTALL_HINT = "install it with pip install 'w2s-gguf[ray]'"
 
 
-def plan_shards(lengths: list[int], budget: int, shard_docs: int) -> list[list[list[int]]]:
+def plan_shards(lengths: list[int], budget: int, shard_docs: int, max_texts: int | None = None) -> list[list[list[int]]]:
     """Batches of `plan_batches`, grouped into shards as local extraction writes them:
     a shard is closed after the batch that brings it to `shard_docs` docs."""
     shards: list[list[list[int]]] = []
     current: list[list[int]] = []
-    for batch in plan_batches(lengths, budget):
+    for batch in plan_batches(lengths, budget, max_texts):
         current.append(batch)
         if sum(map(len, current)) >= shard_docs:
             shards.append(current)
@@ -114,7 +115,7 @@ def embed_texts_ray(
         # Workers must run this llama-cpp-python version (checked on every result), so the
         # store folder is the one a local run with the same build and device would use.
         settings = StoreSettings(model.sha256, pooling, max_tokens, llama_cpp.__version__, use_gpus,
-                                 batch_tokens(max_tokens, use_gpus))
+                                 batch_tokens(max_tokens, use_gpus), texts_per_batch=texts_per_batch(use_gpus))
         store = EmbeddingStore(settings, cache_root)
         keys = [text_key(t) for t in texts]
         stats = dict(n_computed=0, n_tokens=0, n_truncated=0, seconds=0.0, shards_written=0)
@@ -195,7 +196,7 @@ def _extract(ray, actors: list, model: ResolvedModel, store: EmbeddingStore, key
     tokenizer = _VocabTokenizer(model, store.settings.max_tokens)  # while the actors load the model
     tokenized = [tokenizer.tokenize(t) for t in texts]
     lengths = [len(toks) for toks, _ in tokenized]
-    shards = plan_shards(lengths, store.settings.batch_tokens, shard_docs)
+    shards = plan_shards(lengths, store.settings.batch_tokens, shard_docs, store.settings.texts_per_batch)
     shard_docs_ = [[i for batch in shard for i in batch] for shard in shards]
     done_before = total_unique - len(keys)
     bar = tqdm(total=len(shards), unit="shard", disable=not progress, desc=f"ray {model.name}",

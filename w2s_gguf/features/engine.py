@@ -40,57 +40,16 @@ def batch_tokens(max_tokens: int, gpu_offload: bool = False) -> int:
     return min(BATCH_TOKENS, max_tokens)
 
 
-# Each text of a batch starts at a KV cell whose index is a multiple of KV_ALIGN, the gaps filled by a
-# filler sequence nothing reads. llama.cpp's CPU attention sums over KV cells in SIMD lanes, so the
-# lanes a text's cells fall in change its rounding: packed tightly, a text's vector depended on the
-# lengths of the texts batched before it (up to 2% of SmolLM2's largest feature; cosine 0.998 on
-# gemma-3), so a cached vector depended on which docs happened to be computed together. Aligned to 16
-# (the f32 lanes of AVX-512; 8 and 4 on AVX2 and NEON divide it), every text gets the vector it gets
-# decoded alone, bit for bit, on the CPU; a GPU's kernels may still pick by shape.
-KV_ALIGN = 16
+def texts_per_batch(gpu_offload: bool = False) -> int | None:
+    """1 on the CPU: each text is decoded alone. None (as many as fit) on a GPU.
 
-
-def kv_cells(length: int, align: int = KV_ALIGN) -> int:
-    """KV cells a text of `length` tokens takes in a batch: its tokens and the gap to the next boundary."""
-    return -(-length // align) * align
-
-
-def kv_spans(lengths: list[int], align: int = KV_ALIGN) -> list[tuple[int, int]]:
-    """(first, end) batch index of each text's tokens, each text starting at a multiple of `align`
-    (1: back to back, llama.cpp's own packing)."""
-    spans, n = [], 0
-    for length in lengths:
-        n = kv_cells(n, align)
-        spans.append((n, n + length))
-        n += length
-    return spans
-
-
-def fill_batch(batch, parts: list[tuple[list[int], int, int]], outputs: str = "last",
-               align: int = KV_ALIGN) -> list[tuple[int, int]]:
-    """Write `parts` (tokens, sequence, first position) into a llama_batch at `kv_spans` offsets; returns the spans.
-
-    Outputs: "all" tokens, each part's "last" token, or "none". The gaps hold a
-    filler sequence (one id above the parts'), made of the next part's first token, so its K/V rows
-    are finite like the text's own: the mask zeroes them, and a zero weight on a NaN would not be zero.
+    llama.cpp's attention sums over the KV cells of the whole batch in SIMD lanes, so packed with other
+    texts a text's vector moved with the lengths of the texts before it (up to 8e-2 of gemma-3's
+    largest entry, cosine 0.9981), and a cached vector with whichever docs happened to be computed
+    together. Alone, a vector is a function of its text; on the CPU that cost 3-13% of packed
+    throughput on short docs (docs/performance.md#batch-independent-features). A GPU needs batches.
     """
-    spans = kv_spans([len(tokens) for tokens, _, _ in parts], align)
-    filler = max((seq for _, seq, _ in parts), default=0) + 1
-    n = filler_pos = 0
-
-    def put(index: int, token: int, seq: int, pos: int, output: bool) -> None:
-        batch.token[index], batch.pos[index], batch.n_seq_id[index], batch.logits[index] = token, pos, 1, output
-        batch.seq_id[index][0] = seq
-
-    for (tokens, seq, pos0), (first, end) in zip(parts, spans):
-        for index in range(n, first):
-            put(index, tokens[0], filler, filler_pos, outputs == "all")
-            filler_pos += 1
-        for i, index in enumerate(range(first, end)):
-            put(index, tokens[i], seq, pos0 + i, outputs == "all" or (outputs == "last" and index == end - 1))
-        n = end
-    batch.n_tokens = n
-    return spans
+    return None if gpu_offload else 1
 
 
 _warned: set[str] = set()
@@ -143,7 +102,7 @@ class Embedder:
     """One loaded GGUF model in embedding mode (one load per model per run)."""
 
     def __init__(self, model: ResolvedModel, pooling: str = "last", max_tokens: int = DEFAULT_MAX_TOKENS,
-                 n_gpu_layers: int = -1, n_threads: int | None = None, kv_align: int = KV_ALIGN):
+                 n_gpu_layers: int = -1, n_threads: int | None = None):
         if pooling not in POOLINGS:
             raise SettingError("pooling", f"must be last or mean (got {pooling!r})")
         if max_tokens < 8:
@@ -156,7 +115,6 @@ class Embedder:
         self.model = model
         self.pooling = pooling
         self.max_tokens = max_tokens
-        self.kv_align = kv_align  # 1 for llama.cpp's own packing (the benchmark's yardstick)
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
         if n_gpu_layers > 0 and not llama_cpp.llama_supports_gpu_offload():
             warn_once("this llama-cpp-python build has no GPU backend, so --n-gpu-layers has no effect and "
@@ -197,20 +155,18 @@ class Embedder:
         return self.pooled(len(token_lists))
 
     def decode(self, token_lists: list[list[int]], outputs: str = "all") -> None:
-        """One llama_decode of the sequences (sequence i at `kv_spans` offset i), a fresh KV cache each time.
+        """One llama_decode of the sequences, a fresh KV cache each time.
 
         outputs="all" marks every token an output (embedding mode forces it anyway); "last" marks
         each sequence's last token only (a context in logits mode then computes the final block's
         feed-forward and norm for those rows alone).
         """
-        cells = kv_spans([len(t) for t in token_lists], self.kv_align)[-1][1]
-        if cells > self.n_ctx:
-            raise ValueError(f"batch of {cells} KV cells (texts at multiples of {self.kv_align}) exceeds the context "
-                             f"of {self.n_ctx}")
+        if sum(map(len, token_lists)) > self.n_ctx:
+            raise ValueError(f"batch of {sum(map(len, token_lists))} tokens exceeds the context of {self.n_ctx}")
         llm = self.llm
         llm._batch.reset()
-        fill_batch(llm._batch.batch, [(tokens, seq, 0) for seq, tokens in enumerate(token_lists)], outputs,
-                   self.kv_align)
+        for seq_id, tokens in enumerate(token_lists):
+            llm._batch.add_sequence(tokens, seq_id, outputs == "all")  # the last token is always an output
         llm._ctx.kv_cache_clear()
         try:
             llm._ctx.decode(llm._batch)

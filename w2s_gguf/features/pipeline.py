@@ -1,8 +1,9 @@
 """The extraction pipeline: features for a list of texts, computing only what the cache lacks.
 
-Texts are tokenized once, sorted by length and packed into llama.cpp batches
-(`plan_batches`), in a fixed order, so a resumed run computes exactly the
-batches an uninterrupted run would have. Every layer request runs through one
+Texts are tokenized once, sorted by length and decoded one at a time on the
+CPU, packed into llama.cpp batches on a GPU (`plan_batches`,
+`engine.texts_per_batch`), in a fixed order, so a resumed run computes exactly
+the batches an uninterrupted run would have. Every layer request runs through one
 engine (`capture.LayerEmbedder`, which computes only the graph the requested
 layers need). Finished shards go to the cache (`cache.EmbeddingStore`) as
 they are computed.
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import STORE_DTYPES, EmbeddingStore, StoreSettings, embeddings_root, text_key
-from .engine import DEFAULT_MAX_TOKENS, KV_ALIGN, POOLINGS, Embedder, batch_tokens, kv_cells
+from .engine import DEFAULT_MAX_TOKENS, POOLINGS, Embedder, batch_tokens, texts_per_batch
 from ..errors import SettingError, W2SError
 from .capture import LayerEmbedder
 from .layers import LAST, Layer
@@ -28,27 +29,26 @@ from ..common.testhooks import stop_point
 
 DEFAULT_SHARD_DOCS = 128
 __all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_SHARD_DOCS", "POOLINGS", "Embedder", "EmbeddingResult", "EmbeddingStore",
-           "ExtractionInterrupted", "StoreSettings", "embed_layers", "embed_texts", "plan_batches", "text_key"]
+           "ExtractionInterrupted", "StoreSettings", "embed_layers", "embed_texts", "plan_batches", "text_key",
+           "texts_per_batch"]
 
 
-def plan_batches(lengths: list[int], budget: int, align: int = KV_ALIGN) -> list[list[int]]:
-    """Indices grouped into batches of at most `budget` KV cells, shortest texts first.
+def plan_batches(lengths: list[int], budget: int, max_texts: int | None = None) -> list[list[int]]:
+    """Indices grouped into batches of at most `budget` tokens and `max_texts` texts, shortest texts first.
 
-    Each text starts at a multiple of `align` (`engine.kv_spans`), so a batch
-    takes its texts' tokens plus the gaps between them. Sorting by length keeps batches
-    dense; the order is a pure function of the inputs, so a resumed run plans the
-    remaining batches identically.
+    Sorting by length keeps batches dense; the order is a pure function of
+    the inputs, so a resumed run plans the remaining batches identically.
     """
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
     batches: list[list[int]] = []
     current: list[int] = []
     used = 0
     for i in order:
-        if current and kv_cells(used, align) + lengths[i] > budget:
+        if current and (used + lengths[i] > budget or len(current) == max_texts):
             batches.append(current)
             current, used = [], 0
         current.append(i)
-        used = kv_cells(used, align) + lengths[i]
+        used += lengths[i]
     if current:
         batches.append(current)
     return batches
@@ -154,13 +154,11 @@ def embed_layers(
         if embedder.model.sha256 != model.sha256:
             raise ValueError("embedder was loaded from another model file")
         pooling, max_tokens, offload = embedder.pooling, embedder.max_tokens, embedder.gpu_offload
-        if embedder.kv_align != KV_ALIGN:
-            raise ValueError(f"embedder packs texts at multiples of {embedder.kv_align}; the cache holds texts decoded "
-                             f"at multiples of {KV_ALIGN}")
     else:
         offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
     stores = {layer: EmbeddingStore(StoreSettings(model.sha256, pooling, max_tokens, llama_cpp.__version__, offload,
-                                                  batch_tokens(max_tokens, offload), str(layer), store_dtype), cache_root)
+                                                  batch_tokens(max_tokens, offload), str(layer), store_dtype,
+                                                  texts_per_batch(offload)), cache_root)
               for layer in dict.fromkeys(layers)}
     keys = [text_key(t) for t in texts]
     for store in stores.values():
@@ -203,7 +201,7 @@ def _extract(embedder: Embedder, stores: dict[Layer, EmbeddingStore], keys: list
     start = time.perf_counter()
     tokenized = [embedder.tokenize(t) for t in texts]
     lengths = [len(toks) for toks, _ in tokenized]
-    batches = plan_batches(lengths, embedder.batch_tokens, embedder.kv_align)
+    batches = plan_batches(lengths, embedder.batch_tokens, texts_per_batch(embedder.gpu_offload))
     done_before = total_unique - len(keys)
     # The bar counts tokens, not docs: docs run shortest first, so a doc rate
     # would promise an ETA far too low early on.

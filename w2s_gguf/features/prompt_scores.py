@@ -24,7 +24,7 @@ from ..common.storage import cache_home, file_lock, sha256_bytes
 from ..errors import W2SError
 from ..models.modelfile import ResolvedModel
 from .cache import EmbeddingStore
-from .engine import DEFAULT_MAX_TOKENS, KV_ALIGN, batch_tokens
+from .engine import DEFAULT_MAX_TOKENS, batch_tokens, texts_per_batch
 from .pipeline import DEFAULT_SHARD_DOCS, ExtractionInterrupted, plan_batches
 from .prompts import PromptGroup, PromptStyle, PromptTokens, TokenizedGroup, check_context
 from .scoring import MAX_SEQUENCES, Scorer, Vocab
@@ -38,16 +38,17 @@ class ScoreSettings:
     llama_cpp_version: str
     gpu_offload: bool
     max_tokens: int
-    batch_tokens: int  # on a GPU, batch shapes may still move scores in the last digits
+    batch_tokens: int  # on a GPU, batch composition moves scores in the last float digits
     suffix: str
     label_words: list[str]
     separator: str
     prompt_version: str
     dtype: str = "float32"
-    kv_align: int = KV_ALIGN  # doc parts at KV_ALIGN boundaries: a score no longer depends on its batch
+    texts_per_batch: int | None = None  # 1: each prompt alone after its prefix (the CPU); None: packed (a GPU)
 
     def key(self) -> str:
-        digest = sha256_bytes(json.dumps(self.__dict__, sort_keys=True).encode())[:12]
+        fields = {k: v for k, v in self.__dict__.items() if not (k == "texts_per_batch" and v is None)}
+        digest = sha256_bytes(json.dumps(fields, sort_keys=True).encode())[:12]
         return f"{self.model_sha256[:16]}-logprobs-{self.max_tokens}-v{self.prompt_version}-{digest}"
 
 
@@ -71,7 +72,7 @@ class ScoreResult:
     problems: list[str] = field(default_factory=list)
 
 
-def plan_shards(lengths: list[int], budget: int, shard_docs: int, max_seqs: int = MAX_SEQUENCES - 2) -> list[list[list[int]]]:
+def plan_shards(lengths: list[int], budget: int, shard_docs: int, max_seqs: int = MAX_SEQUENCES - 1) -> list[list[list[int]]]:
     """Docs (indices) in batches of at most `budget` tokens and `max_seqs` docs, batches in shards of
     about `shard_docs` docs: a pure function of the lengths, so a resumed run plans the same shards."""
     batches = [b[i : i + max_seqs] for b in plan_batches(lengths, budget) for i in range(0, len(b), max_seqs)]
@@ -123,16 +124,18 @@ def plan_scoring(model: ResolvedModel, style: PromptStyle, groups: list[PromptGr
         check_context(model, vocab.n_ctx_train, longest_prefix, longest_doc, shots)
     finally:
         vocab.close()
-    # Docs are packed into batches of `budget` tokens (a longer doc gets a batch alone); both depend on
-    # settings only, never on which docs a run has, so a prompt scores the same in every run.
+    # On the CPU each doc part is decoded alone after the prefix, so its score is a function of the
+    # prompt (engine.texts_per_batch); on a GPU docs are packed into batches of `budget` tokens (a longer
+    # doc gets a batch alone).
     budget = batch_tokens(max_tokens, offload)
     n_batch = max(budget, max_tokens + len(tokens.suffix_tokens))
+    per_batch = texts_per_batch(offload)
     settings = ScoreSettings(model.sha256, llama_cpp.__version__, offload, max_tokens, budget, style.suffix,
-                             list(style.label_words), style.separator, style.version)
+                             list(style.label_words), style.separator, style.version, texts_per_batch=per_batch)
     store = EmbeddingStore(settings, scores_root(cache_root))
     result = ScoreResult([], store.dir, sum(len(g.docs) for g in groups), n_truncated=tokens.n_truncated,
                          gpu_offload=offload)
-    work = _plan(tokenized, budget, shard_docs, min(MAX_SEQUENCES, n_batch) - 2)  # Scorer's sequences, less the prefix's and the filler's
+    work = _plan(tokenized, budget, shard_docs, per_batch or min(MAX_SEQUENCES, n_batch) - 1)  # less the prefix's sequence
     return ScorePlan(model, tokenized, tokens.label_tokens, store, work,
                      longest_prefix + n_batch, n_batch, result)
 

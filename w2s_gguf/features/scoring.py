@@ -20,10 +20,9 @@ import numpy as np
 from ..common.llama_logs import quiet_llama_logs
 from ..errors import W2SError
 from ..models.modelfile import ResolvedModel
-from .engine import default_threads, fill_batch, kv_spans, safe_weight_buffers, warn_once
+from .engine import default_threads, safe_weight_buffers, warn_once
 
-# llama.cpp's LLAMA_MAX_SEQ: sequence 0 holds the prefix, 1..254 the docs of a batch, the next one its filler.
-MAX_SEQUENCES = 256
+MAX_SEQUENCES = 256  # llama.cpp's LLAMA_MAX_SEQ: sequence 0 holds the prefix, 1..255 the docs of a batch
 
 
 class Vocab:
@@ -118,7 +117,7 @@ class Scorer:
             raise W2SError(f"llama.cpp could not create a {self.n_ctx}-token scoring context for {model.name} "
                            f"({exc}); try fewer --shots, a smaller --max-tokens or fewer --n-gpu-layers") from None
         self.llm.context_params = params
-        self.max_sequences = int(params.n_seq_max) - 2  # less the prefix's and the filler's
+        self.max_sequences = int(params.n_seq_max) - 1
         self.n_vocab = int(self.llm.n_vocab())
         self.n_threads = int(params.n_threads)
         self._ctx = self.llm._ctx.ctx
@@ -129,17 +128,27 @@ class Scorer:
     # ------------------------------------------------------------ decoding
 
     def _decode(self, entries: list[tuple[list[int], int, int]], logits: bool = True) -> list[int]:
-        """Decode token lists (tokens, sequence, first position) in one batch, each at a KV_ALIGN boundary
-        after the batch's first cell (`engine.fill_batch`), with logits at each list's last token when
-        `logits`. Returns the batch indices of those tokens."""
+        """Decode token lists (tokens, sequence, first position) in one batch, with logits at each list's
+        last token when `logits`. Returns the batch indices of those tokens."""
         import llama_cpp
 
-        cells = kv_spans([len(tokens) for tokens, _, _ in entries])[-1][1]
-        if cells > self.n_batch:
-            raise ValueError(f"a batch of {cells} KV cells exceeds n_batch {self.n_batch}")
+        total = sum(len(tokens) for tokens, _, _ in entries)
+        if total > self.n_batch:
+            raise ValueError(f"a batch of {total} tokens exceeds n_batch {self.n_batch}")
         batch = self._batch.batch
-        spans = fill_batch(batch, entries, "last" if logits else "none")
-        lasts = [end - 1 for (tokens, _, _), (_, end) in zip(entries, spans) if tokens and logits]
+        n, lasts = 0, []
+        for tokens, seq, pos0 in entries:
+            for i, token in enumerate(tokens):
+                batch.token[n] = token
+                batch.pos[n] = pos0 + i
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = seq
+                batch.logits[n] = False
+                n += 1
+            if tokens and logits:
+                batch.logits[n - 1] = True
+                lasts.append(n - 1)
+        batch.n_tokens = n
         code = llama_cpp.llama_decode(self._ctx, batch)
         if code != 0:
             raise W2SError(f"llama.cpp failed to decode a scoring batch of {self.model.name} (code {code}: "
@@ -192,7 +201,7 @@ class Scorer:
             lasts = self._decode([(doc, seq, prefix_length) for seq, doc in enumerate(docs, 1)])
             return self._log_probs(lasts, label_tokens)
         finally:
-            for seq in range(1, len(docs) + 2):  # the docs' sequences and the filler's
+            for seq in range(1, len(docs) + 1):
                 llama_cpp.llama_memory_seq_rm(self._memory, seq, -1, -1)
 
     def score(self, prefix: list[int], batches: list[list[list[int]]], label_tokens: tuple[int, int]) -> np.ndarray:
