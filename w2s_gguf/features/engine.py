@@ -46,7 +46,7 @@ def texts_per_batch(gpu_offload: bool = False) -> int | None:
     llama.cpp's attention sums over the KV cells of the whole batch in SIMD lanes, so packed with other
     texts a text's vector moved with the lengths of the texts before it (up to 8e-2 of gemma-3's
     largest entry, cosine 0.9981), and a cached vector with whichever docs happened to be computed
-    together. Alone, a vector is a function of its text; on the CPU that cost 3-13% of packed
+    together. Alone, a vector is a function of its text; on the CPU that cost 2-13% of packed
     throughput on short docs (docs/performance.md#batch-independent-features). A GPU needs batches.
     """
     return None if gpu_offload else 1
