@@ -37,8 +37,9 @@ def test_batched_vectors_equal_single_text_vectors(embedder, sentiment_texts):
 
 def test_a_cached_vector_does_not_depend_on_what_was_computed_with_it(smollm2, sentiment_texts, tmp_path):
     """The same texts through two cache histories (half first, then all; or all at once): the same rows,
-    bit for bit, and each text's vector decoded alone (the CPU decodes one text at a time; packed, 40% of
-    these texts moved). The reproduce check relies on it: a rerun recomputes in a fresh cache."""
+    bit for bit, and each text's vector decoded alone (the CPU decodes one text at a time; packed, 29-46% of
+    96 reviews moved, docs/performance.md). The reproduce check relies on it: a rerun recomputes in a fresh
+    cache."""
     texts = sentiment_texts[:30]
     embed_texts(smollm2, texts[1::2], "last", 128, progress=False, cache_root=tmp_path / "a")
     piecewise = embed_texts(smollm2, texts, "last", 128, progress=False, cache_root=tmp_path / "a")
