@@ -7,8 +7,8 @@ The gpu step proves, with w2s_gguf.features.pipeline.embed_texts and Embedder, t
 n_gpu_layers=-1 puts every layer on the Vulkan device (llama.cpp's "offloaded
 N/N layers" log line, and the weights in the device's buffers: the line alone
 is printed even when the weights stay on the host), that the features match
-the CPU build's (fail below cosine 0.995, warn below SPEC.md's 0.998, next to
-the CPU build's own batched-vs-single-text cosine), that layer capture
+the CPU build's (fail below cosine 0.995, warn below 0.998, the bound measured on
+SmolLM2, next to the CPU build's own batched-vs-single-text cosine), that layer capture
 (w2s_gguf.features.layers, every block of SmolLM2, last and mean pooling) reads the
 device's tensors and matches the CPU build block by block, that graphs stopped
 early (w2s_gguf.features.capture: after result_norm for "last", after block 8)
@@ -34,7 +34,7 @@ import numpy as np
 
 MODELS = ("smollm2-135m", "gemma3-270m")
 N_DOCS = 24  # llvmpipe runs ~17x slower than the CPU build: a correctness check, not a benchmark
-SPEC_COSINE = 0.998  # SPEC.md section 8, measured on SmolLM2: below it the row says "warn"
+VULKAN_MEASURED_COSINE = 0.998  # Vulkan vs CPU build measured 0.9988-0.9994 on SmolLM2: below it the row says "warn"
 MIN_COSINE = 0.995  # below it the check fails: the features are not the same features any more
 
 # A device whose buffers hold at most 4 KiB: llama.cpp keeps the weights on the host (it still
@@ -190,8 +190,8 @@ def gpu_step(out: Path) -> dict:
                           f"{row['tensors_moved_to_host']} tensors moved to the host, {buffers})")
         if row["cosine_min"] < MIN_COSINE:
             failed.append(f"{name}: cosine {row['cosine_min']} < {MIN_COSINE}")
-        elif row["cosine_min"] < SPEC_COSINE:
-            warnings.append(f"{name}: cosine {row['cosine_min']} < SPEC's {SPEC_COSINE} (measured on SmolLM2); "
+        elif row["cosine_min"] < VULKAN_MEASURED_COSINE:
+            warnings.append(f"{name}: cosine {row['cosine_min']} < {VULKAN_MEASURED_COSINE} (measured on SmolLM2); "
                             f"the CPU build itself moves these features to {row['cpu_batched_vs_single_cosine_min']} "
                             f"between batched and one-text batches")
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prove GPU offload on a real GGML GPU backend without a GPU: llama.cpp's Vulkan
 # backend on Mesa's llvmpipe device (a Vulkan 1.3 implementation that runs on the
-# CPU). Recipe and measured bounds: SPEC.md section 8. Debian/Ubuntu, run as root
+# CPU). Recipe and measured bounds: docs/gpu-and-hub.md. Debian/Ubuntu, run as root
 # (it apt-installs the Vulkan tool chain).
 #
 #   scripts/vulkan_check.sh              build once (cached), then check

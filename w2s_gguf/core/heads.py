@@ -1,4 +1,4 @@
-"""A linear probe on frozen features, trained like OAI's heads (SPEC.md section 2).
+"""A linear probe on frozen features, trained like openai/weak-to-strong's heads.
 
 `LinearProbe` is scikit-learn-like: fit(X, y), predict_proba(X), predict(X).
 
@@ -18,8 +18,8 @@
   opposite and Adam's update is odd in the gradient), so with v = W[1] - W[0]
   the penalty is ||v||^2 / (2 C n): exactly scikit-learn's binary
   LogisticRegression objective (C * sum loss + ||v||^2 / 2) divided by C n.
-  C therefore means what it means in scikit-learn. SPEC measured C = 0.01 best
-  on these features; C=None trains without a penalty.
+  C therefore means what it means in scikit-learn. C = 0.01 was measured best
+  on these features (docs/design.md); C=None trains without a penalty.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from .inputs import as_features, as_targets, check_settings
 from .losses import make_loss
 from .stacked import HeadJob, train_heads
 
-SKLEARN_C = 0.01  # SPEC.md section 2: the best L2 strength in 10 of 12 cells measured here
+SKLEARN_C = 0.01  # the best L2 strength (the strongest tried) in 10 of 12 model/dataset cells measured here
 
 
 def _zero_head(d: int) -> torch.nn.Linear:
@@ -54,7 +54,7 @@ class LinearProbe:
     450-900 docs that is only 45-90 steps: the head stops early, before the
     penalty matters, so its regularisation depends on n. Batch 100 with
     lr 1e-2 for 20 epochs instead reaches the C = 0.01 optimum, i.e. the head
-    *is* the well-regularised probe SPEC measured. Rotten Tomatoes features,
+    *is* the well-regularised probe measured best here. Rotten Tomatoes features,
     600 test docs, mean of 3 subsamples, test accuracy torch vs sklearn C=0.01
     (agreement of test predictions):
       SmolLM2-135M  450 docs 0.784 vs 0.781 (0.987), 900 docs 0.782 vs 0.780 (0.989)

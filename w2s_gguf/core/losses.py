@@ -3,7 +3,7 @@ and EleutherAI/w2s's kl, entropy and window (w2s/loss.py).
 
 Shapes everywhere: logits z (B, 2), targets y (B, 2) with rows summing to 1,
 p = softmax(z). Each loss returns the mean over the batch (a 0-d tensor).
-Formulas follow SPEC.md section 4 (OAI's weak-to-strong code, the paper, ELA).
+Formulas follow openai/weak-to-strong's weak_to_strong/loss.py, Burns et al. 2023 and EleutherAI/w2s.
 
 `make_loss(name, **options)` builds one loss with its options fixed and a
 uniform call `loss(logits, targets, progress)`, where progress is the fraction

@@ -1,4 +1,4 @@
-"""The weak-to-strong protocol on arrays (SPEC.md section 1): no files, no models, no tasks.
+"""The weak-to-strong protocol on arrays (openai/weak-to-strong's sweep): no files, no models, no tasks.
 
 For each seed: split the training docs into halves A and B by group; train a
 ground-truth head per model on A (its test accuracy is the model's ceiling,

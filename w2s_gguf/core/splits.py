@@ -1,4 +1,4 @@
-"""Splitting the training docs into halves A and B by group (SPEC.md section 1, step 2)."""
+"""Splitting the training docs into halves A and B by group (a group never straddles halves)."""
 
 from __future__ import annotations
 

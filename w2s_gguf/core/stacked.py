@@ -2,7 +2,7 @@
 
 `train_heads(jobs)` trains K heads as one (K, 2, d) weight tensor (the
 layout of torch's Linear weight) with batched matmuls. Each head keeps everything LinearProbe gives it alone
-(heads.py, SPEC.md section 2): its own standardisation, data, targets,
+(heads.py): its own standardisation, data, targets,
 seed-driven data order (torch.randperm on a Generator seeded with the
 head's seed, one permutation per epoch), loss, L2 = 1/(C n), and a cosine
 learning rate over its own number of steps. So a head trained in a stack

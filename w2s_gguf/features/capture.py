@@ -5,7 +5,7 @@ node of its compute graph: asked first whether we want a tensor, then again
 once that tensor is computed. `LayerEmbedder` wants the tensors the request
 needs, `result_norm` for "last" (the final norm: llama.cpp's last-pooled
 embedding is its row of each sequence's last token) and `l_out-N` for block N
-(SPEC.md section 8), pools each one per sequence inside the callback (a batch
+(llama.cpp's tensor names), pools each one per sequence inside the callback (a batch
 keeps n_seq x layers x dim floats), and returns False once it has them all:
 ggml's scheduler then ends the graph there, so the blocks after the deepest
 one and the LM head (vocabulary x dim per token) are never computed.

@@ -27,7 +27,7 @@ DEFAULT_MAX_TOKENS = 512
 # Tokens per llama.cpp batch, per backend. CPU: texts are now decoded one at a
 # time (texts_per_batch), so this only bounds a context; when several were
 # packed, 256 ran 5-7% faster than 512 here (2 cores, SmolLM2, short and long
-# docs), and larger batches slower still (SPEC.md section 3). GPU (NOT
+# docs), and larger batches slower still (embed(): 264 tok/s at n_batch 2048, 368 at 512). GPU (NOT
 # measured: no GPU was lent to this project): llama.cpp's own default n_batch,
 # 2048, since a GPU is starved by small batches. A longer text gets a batch alone.
 BATCH_TOKENS = 256

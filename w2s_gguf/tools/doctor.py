@@ -22,9 +22,9 @@ import numpy as np
 
 Check = tuple[str, str, str]  # (check, "ok" | "warn" | "fail", detail)
 
-MIN_LLAMA_CPP = (0, 3, 24)  # older versions misalign several texts embedded in one call (SPEC.md section 3)
+MIN_LLAMA_CPP = (0, 3, 24)  # older versions misalign several texts embedded in one call
 MIN_FREE_BYTES = 5 << 30  # a 7B Q4 model is about 4 GB
-MIN_COSINE = 0.998  # Vulkan vs CPU build measured 0.9988-0.9994 (SPEC.md section 8)
+MIN_COSINE = 0.998  # Vulkan vs CPU build measured 0.9988-0.9994 on SmolLM2 (docs/gpu-and-hub.md)
 DEV_TYPES = {0: "CPU", 1: "GPU", 2: "IGPU", 3: "ACCEL", 4: "META"}  # enum ggml_backend_dev_type
 GPU_TYPES = ("GPU", "IGPU")
 CHECK_TEXTS = ("The film was a delight from start to finish.",

@@ -1,8 +1,7 @@
 """Self-training: train on the weak labels, relabel B with the student, retrain; R rounds.
 
-Source: Burns et al. 2023 sec. 4.3.1 (bootstrapping) as listed in SPEC.md
-section 8. The paper bootstraps through a chain of intermediate models;
-with one strong model the student relabels B itself. The new targets are
+Source: Burns et al. 2023 sec. 4.3.1 (bootstrapping). The paper bootstraps
+through a chain of intermediate models; with one strong model the student relabels B itself. The new targets are
 the student's soft probabilities on B (as weak labels are soft), and every
 round trains with the same seed, so bootstrap-0 is xent exactly.
 """

@@ -1,6 +1,6 @@
 """Methods that change the weak labels before a plain xent head: hard, confident-F, ensemble.
 
-Sources (SPEC.md section 8, "Methods in the literature"): hard labels are
+Sources (methods in the weak-to-strong literature): hard labels are
 the usual pseudo-labelling baseline; confident-only training keeps the most
 confident weak labels; several weak supervisors averaged follows the
 weak-ensemble line of work (e.g. Sang et al. 2024, arXiv:2402.00667,
@@ -24,7 +24,7 @@ class Hard(OneHeadMethod):
     order = 10
     summary = "xent on the weak labels' argmax (0/1)"
     forms = "hard"
-    source = "SPEC.md sec. 8; pseudo-labelling baseline"
+    source = "pseudo-labelling baseline"
 
     def __init__(self, arg: str | None = None):
         super().__init__(arg)
@@ -45,7 +45,7 @@ class Confident(OneHeadMethod):
     order = 11
     summary = "xent on the most confident fraction F of the weak labels"
     forms = "confident (F = 0.5), confident-F (F in (0, 1])"
-    source = "SPEC.md sec. 8 (confident-only)"
+    source = "confident-only training (weak-to-strong literature)"
 
     def __init__(self, arg: str | None = None):
         super().__init__(arg)
@@ -70,7 +70,7 @@ class Ensemble(OneHeadMethod):
     order = 30
     summary = "xent on the mean soft label of several weak models"
     forms = "ensemble (needs W2SInput.weak_ensemble from >= 2 weak models)"
-    source = "SPEC.md sec. 8; Sang et al. 2024 arXiv:2402.00667"
+    source = "Sang et al. 2024 arXiv:2402.00667"
     min_weak_models = 2
 
     def __init__(self, arg: str | None = None):

@@ -1,7 +1,7 @@
 """Methods that change only the student's loss: xent, logconf, product, kl, entropy, window.
 
 Sources: xent, logconf, product from Burns et al. 2023 and openai/weak-to-strong
-`weak_to_strong/loss.py` (SPEC.md section 4); kl, entropy and window from
+`weak_to_strong/loss.py`; kl, entropy and window from
 EleutherAI/w2s `w2s/loss.py` (kl_divergence_loss, log_confidence_loss with
 harden=False, confidence_window_loss; "midweak" radius from `w2s/sft.py`).
 Formulas: core/losses.py.
