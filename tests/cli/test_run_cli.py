@@ -14,8 +14,12 @@ import pytest
 
 from w2s_gguf.results import load_results
 
+# Default max_tokens: these docs are the first 300/200 of the 400/200 that tests/real_features.py embeds and
+# include the README example's 200/100 (sentiment picks are nested), so the shared test cache serves all three.
 RUN = ["--weak", "smollm2-135m", "--strong", "gemma3-270m", "--task", "sentiment",
-       "--n-train", "300", "--n-test", "200", "--seeds", "3", "--max-tokens", "256", "--no-progress"]
+       "--n-train", "300", "--n-test", "200", "--seeds", "3", "--no-progress"]
+# A small run for reproduce, which recomputes every feature in a fresh cache.
+SMALL_RUN = [*RUN[:6], "--n-train", "60", "--n-test", "40", "--seeds", "2", "--no-progress"]
 
 
 def w2s(*args: str, home) -> subprocess.CompletedProcess:
@@ -78,8 +82,10 @@ def test_report_rerenders_from_results_json(first_run, test_home):
     assert (out / "pgr.png").is_file() and "smollm2-135m -> gemma3-270m" in proc.stdout
 
 
-def test_reproduce_reruns_the_recipe_and_matches_exactly(first_run, test_home, tmp_path):
-    out, _ = first_run
+def test_reproduce_reruns_the_recipe_and_matches_exactly(smollm2, gemma3, test_home, tmp_path):
+    out = tmp_path / "small"
+    proc = w2s("run", *SMALL_RUN, "--sklearn-check", "--out", str(out), home=test_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     proc = w2s("reproduce", str(out), "--out", str(tmp_path / "again"), "--no-progress", home=test_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("exact: all ") and "numbers match" in proc.stdout
@@ -121,7 +127,7 @@ def test_both_ceilings_match_an_independent_probe_on_the_exported_features(first
     file.write_text("".join(json.dumps({"text": d.text, "label": d.label, "group": d.group, "split": split}) + "\n"
                             for split, docs in (("train", data.train), ("test", data.test)) for d in docs))
     for model in ("smollm2-135m", "gemma3-270m"):
-        proc = w2s("embed", "--model", model, "--data", str(file), "--max-tokens", "256", "--no-progress",
+        proc = w2s("embed", "--model", model, "--data", str(file), "--no-progress",
                    "--out", str(tmp_path / f"{model}.npy"), home=test_home)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "computed 0 docs" in proc.stdout  # the run's own cached features, exported

@@ -12,7 +12,7 @@ from w2s_gguf.results import load_results
 
 # Same docs and settings as tests/test_run_cli.py, so the embeddings come from the cache.
 ARGS = ["--models", "smollm2-135m,gemma3-270m", "--task", "sentiment", "--n-train", "300", "--n-test", "200",
-        "--seeds", "3", "--max-tokens", "256", "--self-pairs", "--no-progress"]
+        "--seeds", "3", "--self-pairs", "--no-progress"]
 
 
 def test_sweep_pairs_reuse_intervals_and_report(smollm2, gemma3, test_home, tmp_path):

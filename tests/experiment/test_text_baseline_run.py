@@ -16,7 +16,7 @@ from w2s_gguf.results import load_results
 from w2s_gguf.tasks import load_task
 
 RUN = ["run", "--weak", "smollm2-135m", "--strong", "gemma3-270m", "--task", "sentiment", "--n-train", "120",
-       "--n-test", "40", "--seeds", "2", "--losses", "xent", "--max-tokens", "256", "--no-progress"]
+       "--n-test", "40", "--seeds", "2", "--losses", "xent", "--no-progress"]
 
 
 def w2s_run(out, home, blocked=()) -> subprocess.CompletedProcess:
