@@ -98,4 +98,5 @@ mkdir -p "$OUT"
 log "CPU reference features ($("$PY" -c 'import llama_cpp; print(llama_cpp.__file__)'))"
 "$PY" "$REPO/scripts/vulkan_check.py" cpu --out "$OUT"
 log "Vulkan build ($("$VENV/bin/python" -c 'import llama_cpp; print(llama_cpp.__file__)'))"
-GGML_VK_VISIBLE_DEVICES=${GGML_VK_VISIBLE_DEVICES:-0} "$VENV/bin/python" "$REPO/scripts/vulkan_check.py" gpu --out "$OUT"
+# -X faulthandler: a crash inside llama.cpp or the Vulkan driver prints the Python stack that reached it.
+GGML_VK_VISIBLE_DEVICES=${GGML_VK_VISIBLE_DEVICES:-0} "$VENV/bin/python" -X faulthandler "$REPO/scripts/vulkan_check.py" gpu --out "$OUT"

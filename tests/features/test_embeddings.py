@@ -158,3 +158,19 @@ def test_progress_counts_tokens(smollm2, sentiment_texts, tmp_path, capsys):
     result = embed_texts(smollm2, sentiment_texts[:10], "last", 128, progress=True, cache_root=tmp_path)
     err = capsys.readouterr().err
     assert "tok" in err and f"({len(set(sentiment_texts[:10]))} docs)" in err and result.n_tokens > 0
+
+
+@pytest.mark.parametrize("n_gpu_layers, op_offload", [(10, False), (-1, True), (0, True)])
+def test_layers_left_on_the_cpu_run_there(smollm2, n_gpu_layers, op_offload):
+    """With some layers on the CPU (a positive --n-gpu-layers) llama.cpp's op offload is off in the plain
+    context and in the layer engine's (it copies the plain one's settings): with it, partial offload crashed
+    in llama_decode on the Vulkan stand-in (scripts/vulkan_check.sh). All layers or none: llama.cpp's default."""
+    from w2s_gguf.features.capture import LayerEmbedder
+
+    for engine in (Embedder(smollm2, "last", max_tokens=64, n_gpu_layers=n_gpu_layers),
+                   LayerEmbedder(smollm2, "last", max_tokens=64, layers=["3", "last"], n_gpu_layers=n_gpu_layers)):
+        try:
+            assert bool(engine.llm.context_params.op_offload) is op_offload, type(engine).__name__
+            assert engine.embed_batch([[1, 2, 3]]).shape[0] == 1
+        finally:
+            engine.close()

@@ -52,6 +52,18 @@ def texts_per_batch(gpu_offload: bool = False) -> int | None:
     return None if gpu_offload else 1
 
 
+def op_offload(n_gpu_layers: int) -> bool | None:
+    """False where some layers stay on the CPU (a positive --n-gpu-layers), else llama.cpp's default.
+
+    With op offload llama.cpp runs a large batch's matmuls of CPU-held weights on the GPU, copying the
+    weights over. On the Vulkan stand-in with SmolLM2 at --n-gpu-layers 10 a 260-token batch then
+    crashed in llama_decode (segfault): the layer engine's first stopped decode, and a plain context's
+    once the engine beside it had decoded (scripts/vulkan_check.sh). Without op offload the CPU layers
+    run on the CPU, where they were placed, and both decode.
+    """
+    return False if n_gpu_layers > 0 else None
+
+
 _warned: set[str] = set()
 
 
@@ -129,6 +141,7 @@ class Embedder:
                     model_path=str(model.path), embedding=True, pooling_type=pooling_type,
                     n_ctx=context, n_batch=context, n_ubatch=context,
                     n_gpu_layers=n_gpu_layers, n_threads=n_threads, n_threads_batch=n_threads, verbose=False,
+                    op_offload=op_offload(n_gpu_layers),
                 )
         except (ValueError, RuntimeError, OSError) as exc:
             fix = ("try --n-gpu-layers 0 (CPU) or a smaller --max-tokens; `w2s-gguf doctor` checks the GPU setup"
