@@ -160,11 +160,12 @@ def test_progress_counts_tokens(smollm2, sentiment_texts, tmp_path, capsys):
     assert "tok" in err and f"({len(set(sentiment_texts[:10]))} docs)" in err and result.n_tokens > 0
 
 
-@pytest.mark.parametrize("n_gpu_layers, op_offload", [(10, False), (-1, True), (0, True)])
+@pytest.mark.parametrize("n_gpu_layers, op_offload", [(10, False), (0, False), (-1, True)])
 def test_layers_left_on_the_cpu_run_there(smollm2, n_gpu_layers, op_offload):
-    """With some layers on the CPU (a positive --n-gpu-layers) llama.cpp's op offload is off in the plain
-    context and in the layer engine's (it copies the plain one's settings): with it, partial offload crashed
-    in llama_decode on the Vulkan stand-in (scripts/vulkan_check.sh). All layers or none: llama.cpp's default."""
+    """With layers on the CPU (--n-gpu-layers 0 or a count) llama.cpp's op offload is off in the plain context
+    and in the layer engine's (it copies the plain one's settings): with it, partial offload crashed in
+    llama_decode on the Vulkan stand-in and --n-gpu-layers 0 ran the LM head on the device
+    (scripts/vulkan_check.sh). All layers on the device (-1): llama.cpp's default."""
     from w2s_gguf.features.capture import LayerEmbedder
 
     for engine in (Embedder(smollm2, "last", max_tokens=64, n_gpu_layers=n_gpu_layers),

@@ -53,15 +53,17 @@ def texts_per_batch(gpu_offload: bool = False) -> int | None:
 
 
 def op_offload(n_gpu_layers: int) -> bool | None:
-    """False where some layers stay on the CPU (a positive --n-gpu-layers), else llama.cpp's default.
+    """False where layers stay on the CPU (--n-gpu-layers 0 or a count), else llama.cpp's default.
 
     With op offload llama.cpp runs a large batch's matmuls of CPU-held weights on the GPU, copying the
-    weights over. On the Vulkan stand-in with SmolLM2 at --n-gpu-layers 10 a 260-token batch then
-    crashed in llama_decode (segfault): the layer engine's first stopped decode, and a plain context's
-    once the engine beside it had decoded (scripts/vulkan_check.sh). Without op offload the CPU layers
-    run on the CPU, where they were placed, and both decode.
+    weights over. On the Vulkan stand-in (scripts/vulkan_check.sh, SmolLM2) that broke both uses of
+    CPU layers: at --n-gpu-layers 10 a 260-token batch crashed in llama_decode (segfault: the layer
+    engine's first stopped decode, and a plain context's once the engine beside it had decoded); at
+    --n-gpu-layers 0 the LM head ran as a split on the device, which a graph stopped after result_norm
+    still computes (0.994x the whole graph). Without op offload CPU layers run on the CPU, where they
+    were placed, and --n-gpu-layers 0 is the CPU.
     """
-    return False if n_gpu_layers > 0 else None
+    return None if n_gpu_layers < 0 else False
 
 
 _warned: set[str] = set()
