@@ -122,6 +122,14 @@ def wait_for_line(proc, text: str, stream: str = "stderr", limit: float = 600) -
         seen.append(line)
 
 
+def w2s(*args: str, home) -> "subprocess.CompletedProcess":
+    """Run `w2s-gguf ARGS` in a fresh process with W2S_GGUF_HOME=home."""
+    import subprocess
+
+    env = {**os.environ, "W2S_GGUF_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "w2s_gguf.cli", *args], env=env, capture_output=True, text=True)
+
+
 def invoke_cli(monkeypatch, capsys, *args):
     """Run `w2s-gguf ARGS` in-process: (exit code, stdout, stderr)."""
     from w2s_gguf import cli

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import matplotlib.image
 import numpy as np
 import pytest
 
+from conftest import w2s
 from w2s_gguf.results import load_results
 
 # Default max_tokens: these docs are the first 300/200 of the 400/200 that tests/real_features.py embeds and
@@ -20,11 +18,6 @@ RUN = ["--weak", "smollm2-135m", "--strong", "gemma3-270m", "--task", "sentiment
        "--n-train", "300", "--n-test", "200", "--seeds", "3", "--no-progress"]
 # A small run for reproduce, which recomputes every feature in a fresh cache.
 SMALL_RUN = [*RUN[:6], "--n-train", "60", "--n-test", "40", "--seeds", "2", "--no-progress"]
-
-
-def w2s(*args: str, home) -> subprocess.CompletedProcess:
-    env = {**os.environ, "W2S_GGUF_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "w2s_gguf.cli", *args], env=env, capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")

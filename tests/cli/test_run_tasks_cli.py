@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from test_run_cli import w2s
+from conftest import w2s
 
 from w2s_gguf.results import load_results
 

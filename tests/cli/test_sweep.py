@@ -10,7 +10,7 @@ import matplotlib.image
 
 from w2s_gguf.results import load_results
 
-# Same docs and settings as tests/test_run_cli.py, so the embeddings come from the cache.
+# Same docs and settings as tests/cli/test_run_cli.py, so the embeddings come from the cache.
 ARGS = ["--models", "smollm2-135m,gemma3-270m", "--task", "sentiment", "--n-train", "300", "--n-test", "200",
         "--seeds", "3", "--self-pairs", "--no-progress"]
 

@@ -1,5 +1,5 @@
 """The orchestration around the protocol: task -> features -> protocol -> results folder (synthetic features
-stand in for llama.cpp here; tests/test_run_cli.py runs the same code on real models)."""
+stand in for llama.cpp here; tests/cli/test_run_cli.py runs the same code on real models)."""
 
 from __future__ import annotations
 

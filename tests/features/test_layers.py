@@ -447,7 +447,7 @@ def test_all_layers_refused_when_the_disk_cannot_hold_them(smollm2, gemma3, tmp_
 
 
 def test_a_layer_sweep_writes_per_layer_results_and_the_layers_plot(smollm2, gemma3, test_home, tmp_path):
-    from test_run_cli import w2s
+    from conftest import w2s
 
     from w2s_gguf.results import load_results
 
