@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import matplotlib.image
 
+from conftest import w2s
 from w2s_gguf.results import load_results
 
 # Same docs and settings as tests/cli/test_run_cli.py, so the embeddings come from the cache.
@@ -16,11 +13,9 @@ ARGS = ["--models", "smollm2-135m,gemma3-270m", "--task", "sentiment", "--n-trai
 
 
 def test_sweep_pairs_reuse_intervals_and_report(smollm2, gemma3, test_home, tmp_path):
-    env = {**os.environ, "W2S_GGUF_HOME": str(test_home)}
-    cmd = [sys.executable, "-m", "w2s_gguf.cli", "sweep", *ARGS, "--out", str(tmp_path)]
-    first = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    first = w2s("sweep", *ARGS, "--out", str(tmp_path), home=test_home)
     assert first.returncode == 0, first.stderr[-3000:]
-    second = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    second = w2s("sweep", *ARGS, "--out", str(tmp_path), home=test_home)
     assert second.returncode == 0, second.stderr[-3000:]
     results = load_results(tmp_path)
 
