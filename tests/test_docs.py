@@ -114,17 +114,22 @@ def scripts_in(line: str) -> list[tuple[str, list[str]]]:
     return found
 
 
+def shell_lines(page: Path):
+    """(where, line) of each shell line of a page's code blocks."""
+    name = page.relative_to(REPO)
+    for kind, info, lineno, lines in blocks(page.read_text()):
+        if kind == "fenced" and info not in SHELL_FENCES:
+            continue
+        for k, line in enumerate(lines):
+            yield f"{name}:{lineno + k}", line
+
+
 def shown_commands() -> list[tuple[str, list[str] | str]]:
     out = []
     for page in PAGES:
-        text = page.read_text()
-        name = page.relative_to(REPO)
-        for kind, info, lineno, lines in blocks(text):
-            if kind == "fenced" and info not in SHELL_FENCES:
-                continue
-            out += [found for k, line in enumerate(lines) for found in commands_of(f"{name}:{lineno + k}", line)]
-        out += [found for span in inline_spans(text) if span.startswith("w2s-gguf ")
-                for found in commands_of(f"{name}: `{span}`", span)]
+        out += [found for where, line in shell_lines(page) for found in commands_of(where, line)]
+        out += [found for span in inline_spans(page.read_text()) if span.startswith("w2s-gguf ")
+                for found in commands_of(f"{page.relative_to(REPO)}: `{span}`", span)]
     return out
 
 
@@ -139,18 +144,9 @@ def commands_of(where: str, line: str) -> list[tuple[str, list[str] | str]]:
 
 
 def shown_scripts() -> list[tuple[str, str, list[str]]]:
-    out = []
-    for page in PAGES:
-        text = page.read_text()
-        for kind, info, lineno, lines in blocks(text):
-            if kind == "fenced" and info not in SHELL_FENCES:
-                continue
-            for k, line in enumerate(lines):
-                if "benchmarks/" in line or "scripts/" in line:
-                    where = f"{page.relative_to(REPO)}:{lineno + k}"
-                    out += [(where, script, args) for variant in with_options(line)
-                            for script, args in scripts_in(variant)]
-    return out
+    return [(where, script, args) for page in PAGES for where, line in shell_lines(page)
+            if "benchmarks/" in line or "scripts/" in line
+            for variant in with_options(line) for script, args in scripts_in(variant)]
 
 
 # Runs a Python script until its argparse parser has parsed the arguments, then exits 0 (a bad argument: 2,
@@ -195,7 +191,7 @@ def parse_then_stop(self, args=None, namespace=None):
 argparse.ArgumentParser.parse_args = parse_then_stop
 sys.argv = sys.argv[1:]
 SCRIPT = os.path.abspath(sys.argv[0])
-sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+sys.path.insert(0, os.path.dirname(SCRIPT))
 runpy.run_path(SCRIPT, run_name="__main__")
 sys.exit("the script ended without parsing its arguments")
 """
