@@ -162,11 +162,12 @@ def test_progress_counts_tokens(smollm2, sentiment_texts, tmp_path, capsys):
 
 @pytest.mark.parametrize("n_gpu_layers, op_offload", [(10, False), (0, False), (-1, True)])
 def test_layers_left_on_the_cpu_run_there(smollm2, n_gpu_layers, op_offload):
-    """With layers on the CPU (--n-gpu-layers 0 or a count) llama.cpp's op offload is off in the plain context
-    and in the layer engine's (it copies the plain one's settings): with it, partial offload crashed in
-    llama_decode on the Vulkan stand-in and --n-gpu-layers 0 ran the LM head on the device
+    """With layers on the CPU (--n-gpu-layers 0 or a count) llama.cpp's op offload is off in the plain context,
+    the layer engine's (it copies the plain one's settings) and the scoring engine's: with it, partial offload
+    crashed in llama_decode on the Vulkan stand-in and --n-gpu-layers 0 ran the LM head on the device
     (scripts/vulkan_check.sh). All layers on the device (-1): llama.cpp's default."""
     from w2s_gguf.features.capture import LayerEmbedder
+    from w2s_gguf.features.scoring import Scorer
 
     for engine in (Embedder(smollm2, "last", max_tokens=64, n_gpu_layers=n_gpu_layers),
                    LayerEmbedder(smollm2, "last", max_tokens=64, layers=["3", "last"], n_gpu_layers=n_gpu_layers)):
@@ -175,3 +176,9 @@ def test_layers_left_on_the_cpu_run_there(smollm2, n_gpu_layers, op_offload):
             assert engine.embed_batch([[1, 2, 3]]).shape[0] == 1
         finally:
             engine.close()
+    scorer = Scorer(smollm2, n_ctx=64, n_batch=32, n_gpu_layers=n_gpu_layers)
+    try:
+        assert bool(scorer.llm.context_params.op_offload) is op_offload, "Scorer"
+        assert np.isfinite(scorer.score_whole([[1, 2, 3]], (4, 5))).all()
+    finally:
+        scorer.close()

@@ -20,7 +20,7 @@ import numpy as np
 from ..common.llama_logs import quiet_llama_logs
 from ..errors import W2SError
 from ..models.modelfile import ResolvedModel
-from .engine import default_threads, safe_weight_buffers, warn_once
+from .engine import default_threads, op_offload, safe_weight_buffers, warn_once
 
 MAX_SEQUENCES = 256  # llama.cpp's LLAMA_MAX_SEQ: sequence 0 holds the prefix, 1..255 the docs of a batch
 
@@ -97,7 +97,8 @@ class Scorer:
             with quiet_llama_logs(), safe_weight_buffers():
                 # A small first context: it is replaced below by one with many sequences.
                 self.llm = llama_cpp.Llama(model_path=str(model.path), embedding=False, n_ctx=64, n_batch=64,
-                                           n_ubatch=64, n_gpu_layers=n_gpu_layers, n_threads=n_threads, verbose=False)
+                                           n_ubatch=64, n_gpu_layers=n_gpu_layers, n_threads=n_threads, verbose=False,
+                                           op_offload=op_offload(n_gpu_layers))
         except (ValueError, RuntimeError, OSError) as exc:
             raise W2SError(f"llama.cpp could not load {model.path} for scoring (architecture {model.architecture!r}: "
                            f"{exc}); try --n-gpu-layers 0 or fewer --shots") from None
