@@ -152,7 +152,7 @@ class Design:
         """Variance components (accuracy scale, per seed-doc cell) of the contrast sum_r c_r y_r."""
         c = np.asarray(c, dtype=np.float64)
         nr = self.n_runs
-        m, kappa, su = self.m, self.kappa, self.sigma_u
+        m, su = self.m, self.sigma_u
         seed = self._seed_var_of(c, su)
         # Doc part: given doc effects D_r = H + V_r, P(right) = Phi((m_r + D_r) / sqrt(sigma_u^2 + inter_sd^2)).
         cov_d = self.difficulty_sd ** 2 + self.doc_sd ** 2 * _corr_matrix(self.doc_corr, nr)

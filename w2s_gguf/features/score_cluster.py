@@ -18,14 +18,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import W2SError
 from ..models import ModelEntry, ResolvedModel
-from .cluster import IN_FLIGHT, LOOKAHEAD, _connect, _import_ray, fetch_shard, place_actors
+from .ray_schedule import ModelWorker, check_worker, connect, import_ray, place_actors, run_in_plan_order
 from .engine import DEFAULT_MAX_TOKENS
 from .pipeline import DEFAULT_SHARD_DOCS
 from .prompt_scores import ScoreResult, ScoringInterrupted, plan_scoring, scoring_lock, write_shard
 from .prompts import PromptGroup, PromptStyle
-from .ray_schedule import ModelWorker
 from .scoring import Scorer
 
 
@@ -56,8 +54,8 @@ def score_groups_ray(
     on_shard: Callable[[dict], None] | None = None,
 ) -> ScoreResult:
     """Like `score_groups`, but the missing shards are scored by actors on the Ray cluster at `address`."""
-    ray = _import_ray()
-    owns_connection = _connect(ray, address)
+    ray = import_ray()
+    owns_connection = connect(ray, address)
     try:
         use_gpus = n_gpu_layers != 0 and ray.cluster_resources().get("GPU", 0) >= 1
         plan = plan_scoring(model, style, groups, max_tokens, use_gpus, shard_docs, cache_root)
@@ -89,59 +87,27 @@ def _run(ray, actors: list, plan, todo: list, progress: bool, on_shard: Callable
     result = plan.result
     bar = tqdm(total=len(todo), unit="shard", disable=not progress, desc=f"ray score {plan.model.name}",
                dynamic_ncols=True, file=sys.stderr)
-    pending: dict = {}  # ObjectRef -> (shard index, actor index)
-    finished: dict[int, dict] = {}
-    load = [0] * len(actors)
-    pids: list[int | None] = [None] * len(actors)
-    sent = written = 0
     start = time.perf_counter()
+
+    def submit(actor, index: int):
+        g, shard = todo[index]
+        group = plan.tokenized[g]
+        return actor.score.remote(group.prefix, [[group.docs[i] for i in batch] for batch in shard], plan.label_tokens)
+
+    def write(index: int, out: dict) -> None:
+        g, shard = todo[index]
+        write_shard(plan, g, shard, out["log_probs"], worker=out["node"])
+        result.n_prefix_tokens += out["prefix_tokens"]
+        bar.update(1)
+        if on_shard is not None:
+            on_shard({"group": g, "shard": index, "docs": sum(map(len, shard)), "node": out["node"], "pid": out["pid"]})
+
     try:
-        while written < len(todo):
-            while sent < len(todo) and sent < written + LOOKAHEAD * len(actors) and min(load) < IN_FLIGHT:
-                j = load.index(min(load))
-                g, shard = todo[sent]
-                group = plan.tokenized[g]
-                batches = [[group.docs[i] for i in batch] for batch in shard]
-                pending[actors[j].score.remote(group.prefix, batches, plan.label_tokens)] = (sent, j)
-                load[j] += 1
-                sent += 1
-            [ref], _ = ray.wait(list(pending), num_returns=1)
-            index, j = pending.pop(ref)
-            load[j] -= 1
-            out = fetch_shard(ray, ref, "worker", "scoring", written, plan.store.dir)
-            if pids[j] is not None and out["pid"] != pids[j]:
-                result.problems.append(f"Ray worker on {out['node']} was restarted (pid {pids[j]} -> {out['pid']}); "
-                                       f"its unfinished shards were scored again")
-            pids[j] = out["pid"]
-            _check(out, plan)
-            finished[index] = out
-            while written in finished:  # write in plan order: the store always holds a prefix of the plan
-                out = finished.pop(written)
-                g, shard = todo[written]
-                write_shard(plan, g, shard, out["log_probs"], worker=out["node"])
-                result.n_prefix_tokens += out["prefix_tokens"]
-                written += 1
-                bar.update(1)
-                if on_shard is not None:
-                    on_shard({"group": g, "shard": written - 1, "docs": sum(map(len, shard)), "node": out["node"],
-                              "pid": out["pid"]})
+        run_in_plan_order(ray, actors, len(todo), submit, lambda i, out: check_worker(out, plan.model, plan.store.settings),
+                          write, "scoring", plan.store.dir, result.problems)  # write_shard checks the log-probs
     except KeyboardInterrupt:
         bar.close()
         raise ScoringInterrupted(plan.model.name, result.n_computed, result.n_prompts, plan.store.dir) from None
     finally:
         result.seconds += time.perf_counter() - start
         bar.close()
-
-
-def _check(out: dict, plan) -> None:
-    """Refuse a result that a local run with the driver's model and settings would not have produced."""
-    settings = plan.store.settings
-    if out["sha256"] != plan.model.sha256:
-        raise W2SError(f"Ray worker on {out['node']} has a different {plan.model.name} file (sha256 "
-                       f"{out['sha256'][:16]}...); delete its cached copy so it fetches the same file")
-    if out["llama_cpp"] != settings.llama_cpp_version:
-        raise W2SError(f"Ray worker on {out['node']} runs llama-cpp-python {out['llama_cpp']}, the driver "
-                       f"{settings.llama_cpp_version}; install the same version on every node")
-    if out["gpu_offload"] != settings.gpu_offload:
-        raise W2SError(f"Ray worker on {out['node']} has a GPU but its llama-cpp-python cannot offload; install the "
-                       f"GPU build there, or pass --n-gpu-layers 0 to run on CPUs")
