@@ -64,6 +64,10 @@ def texts() -> list[str]:
 LAYER_MODEL = "smollm2-135m"
 STOP_OFFLOADS = (-1, 10, 0)  # full offload, the last 10 of 30 blocks (three splits), none
 STOP_REQUESTS = (["last"], ["8"])
+# One llama.cpp CPU thread on both sides: with two threads on two cores that another job also uses, the
+# timing is ggml's spin barriers' more than the graph's (--n-gpu-layers 0, last: 0.83x, then 1.30x in the
+# Vulkan build and 0.77x in the CPU build, all beside other work; one thread: 1.14x and 1.16x).
+STOP_THREADS = 1
 STOP_DOCS = 12
 
 
@@ -93,9 +97,9 @@ def stopped_graphs(model, docs: list[str], out: Path) -> dict:
     cpu = np.load(out / f"cpu-layers-last-{LAYER_MODEL}.npy")  # (docs, L+1, dim), last pooling
     rows, failed = {}, []
     for n_gpu_layers in STOP_OFFLOADS:
-        plain = Embedder(model, "last", 128, n_gpu_layers=n_gpu_layers)
+        plain = Embedder(model, "last", 128, n_gpu_layers=n_gpu_layers, n_threads=STOP_THREADS)
         for request in STOP_REQUESTS:
-            engine = LayerEmbedder(model, "last", 128, request, n_gpu_layers=n_gpu_layers)
+            engine = LayerEmbedder(model, "last", 128, request, n_gpu_layers=n_gpu_layers, n_threads=STOP_THREADS)
             try:
                 tokens = [engine.tokenize(t)[0] for t in docs]
                 batches = plan_batches([len(t) for t in tokens], engine.batch_tokens)

@@ -326,6 +326,31 @@ def test_without_a_usable_result_norm_the_whole_graph_runs_after_one_warning(
     assert why in err and err.count("\n") == 1 and "smollm2-135m" in err and "whole graph" in err
 
 
+def test_the_gpu_tolerance_for_mean_pooling_still_refuses_another_tensor(smollm2, sentiment_texts):
+    """On a GPU the mean check allows the device's own precision (4.1e-4 of the largest entry on the Vulkan
+    stand-in): a difference that large passes there and not on the CPU, while the nearest wrong tensor (block
+    29, the final norm's input) fails both by far."""
+    from w2s_gguf.features import capture
+
+    plain = Embedder(smollm2, "mean", max_tokens=128)
+    engine = LayerEmbedder(smollm2, "mean", max_tokens=128, layers=["29"])
+    try:
+        tokens, batches = token_batches(plain, sentiment_texts[:10])
+        pooled = embed_all(plain, tokens, batches)
+        block29 = embed_all(engine, tokens, batches)[:, 0]
+        scale = np.abs(pooled).max(axis=1, keepdims=True)
+        near = pooled + 4.1e-4 * scale * np.sign(np.sin(np.arange(pooled.shape[1])))  # the stand-in's difference
+        for gpu in (False, True):
+            engine.gpu_offload = gpu  # only the tolerance reads it after loading
+            assert (engine._disagreement(near, pooled) is None) is gpu
+            assert engine._disagreement(pooled, pooled) is None
+            why = engine._disagreement(block29, pooled)
+            assert why is not None and float(why.split("difference ")[1].rstrip(")")) > 10 * capture.MEAN_TOLERANCE_GPU
+    finally:
+        plain.close()
+        engine.close()
+
+
 def test_graphs_are_not_stopped_where_later_splits_read_uncomputed_expert_ids():
     from w2s_gguf.features.capture import stop_unsafe
 
