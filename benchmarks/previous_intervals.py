@@ -46,7 +46,7 @@ def main() -> None:
 
     results = load_results(args.results)
     s = results.settings
-    if s["task_options"] or s.get("data"):
+    if s["task_options"]:  # a --data file is one of them
         raise SystemExit("runs with task options or a --data file are not handled; pass a run of a packaged task")
     labels = np.array([d.label for d in load_task(s["task"], s["n_train"], s["n_test"], balance=s["balance"],
                                                   data_seed=s["data_seed"]).test])
