@@ -182,3 +182,24 @@ def test_layers_left_on_the_cpu_run_there(smollm2, n_gpu_layers, op_offload):
         assert np.isfinite(scorer.score_whole([[1, 2, 3]], (4, 5))).all()
     finally:
         scorer.close()
+
+
+def test_a_layer_count_on_a_cpu_build_says_once_that_it_has_no_effect(smollm2, capsys, monkeypatch):
+    """Both engines decide offload with engine.gpu_offload: on a build without a GPU backend a count of layers
+    runs on the CPU, and one line says so, once for the process."""
+    import llama_cpp
+
+    from w2s_gguf.features import engine as engine_module
+    from w2s_gguf.features.scoring import Scorer
+
+    if llama_cpp.llama_supports_gpu_offload():
+        pytest.skip("this llama-cpp-python build has a GPU backend")
+    monkeypatch.setattr(engine_module, "_warned", set())
+    embedder, scorer = Embedder(smollm2, "last", max_tokens=64, n_gpu_layers=5), Scorer(smollm2, 64, 32, n_gpu_layers=5)
+    try:
+        assert embedder.gpu_offload is False and scorer.gpu_offload is False
+    finally:
+        embedder.close()
+        scorer.close()
+    err = capsys.readouterr().err
+    assert err.count("has no GPU backend, so --n-gpu-layers has no effect") == 1, err

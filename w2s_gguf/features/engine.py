@@ -52,6 +52,18 @@ def texts_per_batch(gpu_offload: bool = False) -> int | None:
     return None if gpu_offload else 1
 
 
+def gpu_offload(n_gpu_layers: int, warn: bool = False) -> bool:
+    """Whether layers go to a GPU: this llama.cpp build has a GPU backend and --n-gpu-layers is not 0.
+    `warn`: a layer count asked of a build without one says once that it has no effect (the engines do)."""
+    import llama_cpp
+
+    supported = bool(llama_cpp.llama_supports_gpu_offload())
+    if warn and n_gpu_layers > 0 and not supported:
+        warn_once("this llama-cpp-python build has no GPU backend, so --n-gpu-layers has no effect and "
+                  "everything runs on the CPU; `w2s-gguf doctor` says how to install a GPU build")
+    return supported and n_gpu_layers != 0
+
+
 def op_offload(n_gpu_layers: int) -> bool | None:
     """False where layers stay on the CPU (--n-gpu-layers 0 or a count), else llama.cpp's default.
 
@@ -128,10 +140,7 @@ class Embedder:
         self.model = model
         self.pooling = pooling
         self.max_tokens = max_tokens
-        self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
-        if n_gpu_layers > 0 and not llama_cpp.llama_supports_gpu_offload():
-            warn_once("this llama-cpp-python build has no GPU backend, so --n-gpu-layers has no effect and "
-                      "everything runs on the CPU; `w2s-gguf doctor` says how to install a GPU build")
+        self.gpu_offload = gpu_offload(n_gpu_layers, warn=True)
         self.batch_tokens = batch_tokens(max_tokens, self.gpu_offload)
         # One batch's tokens: batch_tokens (2048 on a GPU), or one text of up to max_tokens alone.
         self.n_ctx = context = max(max_tokens, self.batch_tokens)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import STORE_DTYPES, EmbeddingStore, StoreSettings, embeddings_root, text_key
-from .engine import DEFAULT_MAX_TOKENS, POOLINGS, Embedder, batch_tokens, texts_per_batch
+from .engine import DEFAULT_MAX_TOKENS, POOLINGS, Embedder, batch_tokens, gpu_offload, texts_per_batch
 from ..errors import SettingError, W2SError
 from .capture import LayerEmbedder
 from .layers import LAST, Layer
@@ -155,7 +155,7 @@ def embed_layers(
             raise ValueError("embedder was loaded from another model file")
         pooling, max_tokens, offload = embedder.pooling, embedder.max_tokens, embedder.gpu_offload
     else:
-        offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
+        offload = gpu_offload(n_gpu_layers)
     stores = {layer: EmbeddingStore(StoreSettings(model.sha256, pooling, max_tokens, llama_cpp.__version__, offload,
                                                   batch_tokens(max_tokens, offload), str(layer), store_dtype,
                                                   texts_per_batch(offload)), cache_root)

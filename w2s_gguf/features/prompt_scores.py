@@ -24,7 +24,7 @@ from ..common.storage import cache_home, file_lock, sha256_bytes
 from ..errors import W2SError
 from ..models.modelfile import ResolvedModel
 from .cache import EmbeddingStore
-from .engine import DEFAULT_MAX_TOKENS, batch_tokens, texts_per_batch
+from .engine import DEFAULT_MAX_TOKENS, batch_tokens, gpu_offload, texts_per_batch
 from .pipeline import DEFAULT_SHARD_DOCS, ExtractionInterrupted, plan_batches
 from .prompts import PromptGroup, PromptStyle, PromptTokens, TokenizedGroup, check_context
 from .scoring import MAX_SEQUENCES, Scorer, Vocab
@@ -161,9 +161,7 @@ def score_groups(
 
     `on_shard(info)` runs after each shard is written (info: group, shard, docs).
     """
-    import llama_cpp
-
-    offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
+    offload = gpu_offload(n_gpu_layers)
     plan = plan_scoring(model, style, groups, max_tokens, offload, shard_docs, cache_root)
     plan.store.refresh()
     if plan.missing_work():

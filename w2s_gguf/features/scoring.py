@@ -20,7 +20,7 @@ import numpy as np
 from ..common.llama_logs import quiet_llama_logs
 from ..errors import W2SError
 from ..models.modelfile import ResolvedModel
-from .engine import default_threads, op_offload, safe_weight_buffers, warn_once
+from .engine import default_threads, gpu_offload, op_offload, safe_weight_buffers
 
 MAX_SEQUENCES = 256  # llama.cpp's LLAMA_MAX_SEQ: sequence 0 holds the prefix, 1..255 the docs of a batch
 
@@ -88,10 +88,7 @@ class Scorer:
         if n_threads is None:
             n_threads = default_threads()
         self.model = model
-        self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
-        if n_gpu_layers > 0 and not llama_cpp.llama_supports_gpu_offload():
-            warn_once("this llama-cpp-python build has no GPU backend, so --n-gpu-layers has no effect and "
-                      "everything runs on the CPU; `w2s-gguf doctor` says how to install a GPU build")
+        self.gpu_offload = gpu_offload(n_gpu_layers, warn=True)
         self.n_ctx, self.n_batch = int(n_ctx), int(n_batch)
         try:
             with quiet_llama_logs(), safe_weight_buffers():
