@@ -1,7 +1,7 @@
 """The scoring engine's speed (docs/prompting.md): shared-prefix reuse against decoding every prompt whole,
 and the scoring pass's tok/s against llama.cpp's own on the same context.
 
-    python benchmarks/scoring_speed.py --models smollm2-135m gemma3-270m --task sentiment --docs 60
+    python benchmarks/scoring_speed.py --models smollm2-135m gemma3-270m --task sentiment --docs 60 [--decode packed]
 
 For each model: one 5-shot prefix (the default run's seed-0 ground-truth demonstrations, from half A) and
 `--docs` test docs, scored three ways, interleaved, `--repeats` times (medians):
@@ -9,6 +9,8 @@ For each model: one 5-shot prefix (the default run's seed-0 ground-truth demonst
   whole   every prompt decoded whole, in batches of the same token budget (long prompts alone)
   engine  llama.cpp decoding sequences of `budget` tokens, one per decode, logits at the last token only:
           its own prompt-processing speed on this context, the yardstick for the pass's tok/s
+A batch holds one doc part (or whole prompt), as `--prompting` decodes on the CPU, or as many as fit with
+`--decode packed` (engine.texts_per_batch).
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import time
 import numpy as np
 
 
-def measure(name: str, task: str, n_docs: int, shots: int, repeats: int, threads: int | None) -> dict:
+def measure(name: str, task: str, n_docs: int, shots: int, repeats: int, threads: int | None,
+            decode: str = "auto") -> dict:
     from w2s_gguf.core.prompting import TRUE_DEMOS, choose_demos
     from w2s_gguf.core.splits import split_halves
-    from w2s_gguf.features.engine import batch_tokens
+    from w2s_gguf.features.engine import batch_tokens, texts_per_batch
     from w2s_gguf.features.pipeline import plan_batches
     from w2s_gguf.features.prompts import PromptGroup, PromptStyle, PromptTokens
     from w2s_gguf.features.scoring import Scorer, Vocab
@@ -44,9 +47,10 @@ def measure(name: str, task: str, n_docs: int, shots: int, repeats: int, threads
     n_batch = 512 + len(tokens.suffix_tokens) + len(group.prefix)
     scorer = Scorer(model, n_ctx=len(group.prefix) + n_batch, n_batch=n_batch, n_threads=threads)
     lengths = [len(d) for d in group.docs]
-    reuse_batches = [[group.docs[i] for i in b] for b in plan_batches(lengths, budget)]
+    per_batch = texts_per_batch(False, decode)
+    reuse_batches = [[group.docs[i] for i in b] for b in plan_batches(lengths, budget, per_batch)]
     whole = [group.prefix + d for d in group.docs]
-    whole_batches = [[whole[i] for i in b] for b in plan_batches([len(w) for w in whole], budget)]
+    whole_batches = [[whole[i] for i in b] for b in plan_batches([len(w) for w in whole], budget, per_batch)]
     rng = np.random.default_rng(0)
     engine_seqs = [rng.integers(100, 20000, budget).tolist() for _ in range(4)]
     times = {"reuse": [], "whole": [], "engine": []}
@@ -81,11 +85,13 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--decode", choices=["auto", "alone", "packed"], default="auto",
+                        help="auto: one doc part per decode, as on the CPU; packed: as many as fit")
     args = parser.parse_args()
     print("| model | prefix tokens | docs (tokens) | whole s | reuse s | speed-up | pass tok/s | llama.cpp tok/s | ratio |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in args.models:
-        r = measure(name, args.task, args.docs, args.shots, args.repeats, args.threads)
+        r = measure(name, args.task, args.docs, args.shots, args.repeats, args.threads, args.decode)
         print(f"| {r['model']} | {r['prefix']} | {r['docs']} ({r['doc_tokens']}) | {r['whole_s']:.1f} | {r['reuse_s']:.1f} "
               f"| {r['speedup']:.2f}x | {r['reuse_tok_s']:.0f} | {r['engine_tok_s']:.0f} | "
               f"{r['reuse_tok_s'] / r['engine_tok_s']:.2f} |", flush=True)

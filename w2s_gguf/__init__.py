@@ -19,7 +19,7 @@ Modules that moved here from the flat layout of 0.2 still import under their old
 (`w2s_gguf.protocol`, `w2s_gguf.heads`, ...), with a DeprecationWarning naming the new place.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 from . import _moved  # noqa: E402,F401  (old module names -> their new places)
 from .errors import SettingError, W2SError  # noqa: E402

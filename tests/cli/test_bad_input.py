@@ -279,6 +279,12 @@ def test_bad_pooling(cli, data, tmp_path):
     assert "--pooling must be last or mean (got 'max')" in line
 
 
+def test_bad_decode(cli, data, tmp_path):
+    line = one_error_line(*cli(*run_args(data, tmp_path / "out", "smollm2-135m", "gemma3-270m", "--decode", "fast"))[::2])
+    assert "--decode must be one of auto, alone, packed (got 'fast')" in line
+    assert not (tmp_path / "home" / "embeddings").exists(), "bad settings must fail before touching the cache"
+
+
 # ---------------------------------------------------------------- output folder
 
 def test_output_folder_under_a_regular_file(cli, data, tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -18,6 +20,7 @@ RUN = ["--weak", "smollm2-135m", "--strong", "gemma3-270m", "--task", "sentiment
        "--n-train", "300", "--n-test", "200", "--seeds", "3", "--no-progress"]
 # A small run for reproduce, which recomputes every feature in a fresh cache.
 SMALL_RUN = [*RUN[:6], "--n-train", "60", "--n-test", "40", "--seeds", "2", "--no-progress"]
+PREV = Path(__file__).resolve().parents[1] / "fixtures" / "results_prev"
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +89,40 @@ def test_reproduce_reruns_the_recipe_and_matches_exactly(smollm2, gemma3, test_h
     assert rerun.pairs == load_results(out).pairs
     assert all(m.n_computed > 0 for m in rerun.models.values())  # features were recomputed, not read from the cache
     assert not (tmp_path / "again" / ".reproduce-cache").exists()
+
+
+def test_a_file_that_does_not_record_decode_reproduces_packed(smollm2, gemma3, test_home, tmp_path):
+    """Versions before 0.3.1 packed texts into llama.cpp batches on the CPU too, and their files do not say
+    so: reproduce reruns such a file packed. Decoded alone instead, the features of a packed run move in the
+    last digits (docs/performance.md), and so would its misfit and AUROC numbers."""
+    out = tmp_path / "packed"
+    proc = w2s("run", *SMALL_RUN, "--decode", "packed", "--out", str(out), home=test_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((out / "results.json").read_text())
+    assert data["settings"].pop("decode") == "packed"
+    (out / "results.json").write_text(json.dumps(data))  # as a file written before the setting existed
+    proc = w2s("reproduce", str(out), "--out", str(tmp_path / "again"), "--no-progress", home=test_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("exact: all "), proc.stdout
+    assert load_results(tmp_path / "again").settings["decode"] == "packed"
+
+
+def test_a_results_folder_of_the_previous_version_reproduces_exactly(smollm2, gemma3, test_home, tmp_path):
+    """tests/fixtures/results_prev was written by the version before texts were decoded alone (its README
+    says how): no flag needed, and every number matches, prompting's included, on the build that wrote it."""
+    import llama_cpp
+
+    info = json.loads((PREV / "build.json").read_text())
+    if (llama_cpp.__version__, llama_cpp.llama_print_system_info().decode().strip()) != (info["llama_cpp"],
+                                                                                       info["system_info"]):
+        pytest.skip(f"the fixture is bit-exact only on the llama.cpp build that wrote it ({info['system_info'][:60]}...)")
+    folder = tmp_path / "prev"
+    folder.mkdir()
+    shutil.copy(PREV / "results.json", folder / "results.json")
+    proc = w2s("reproduce", str(folder), "--out", str(tmp_path / "again"), "--no-progress", home=test_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith(f"exact: all {info['numbers']} numbers match"), proc.stdout
+    assert load_results(tmp_path / "again").prompting is not None
 
 
 @pytest.fixture(scope="module")

@@ -52,6 +52,24 @@ def test_a_difference_is_located_and_the_environment_named():
     assert "versions.llama_cpp_python '0.3.36' vs '0.3.99'" in verdict and "settings.n_threads 2 vs 16" in verdict
 
 
+def test_a_file_that_does_not_record_decode_is_said_to_be_rerun_packed():
+    a = load_results(FIXTURE)  # schema 1: no decode setting
+    b = copy.deepcopy(a)
+    b.settings["decode"] = "packed"
+    assert compare(a, b).exact and "decode" not in compare(a, b).verdict()
+    b.pairs[0].per_seed[1].transfer["xent"].acc -= 0.001
+    verdict = compare(a, b).verdict()
+    assert "does not record how texts shared a llama.cpp batch, so they were decoded packed" in verdict
+    assert "--decode alone" in verdict and "settings.decode" not in verdict
+    b.settings["decode"] = "alone"  # asked for: named like the other settings, and nothing is assumed
+    verdict = compare(a, b).verdict()
+    assert "settings.decode 'not recorded (packed before 0.3.1)' vs 'alone'" in verdict
+    assert "does not record" not in verdict and "nondeterminism" not in verdict
+    a.settings["decode"] = "auto"
+    verdict = compare(a, b).verdict()
+    assert "settings.decode 'auto' vs 'alone'" in verdict and "does not record" not in verdict
+
+
 def test_the_settings_block_is_a_complete_recipe():
     results = load_results(FIXTURE)
     config = ExperimentConfig.from_json(results.settings)
@@ -129,6 +147,7 @@ def crafted(tmp_path, monkeypatch, capsys):
     ({"ceiling_half": "C"}, "settings.ceiling_half in {} must be A or B (got 'C')"),
     ({"losses": ["xent", "nope"]}, "settings.methods in {} has a problem: unknown method 'nope'"),
     ({"models": KeyError}, "settings.models in {} is missing"),
+    ({"decode": "fast"}, "settings.decode in {} must be one of auto, alone, packed (got 'fast')"),
 ])
 def test_a_crafted_field_is_one_line_naming_it_before_any_model_is_loaded(crafted, changes, message):
     line, path = crafted(**changes)

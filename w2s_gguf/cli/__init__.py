@@ -24,7 +24,7 @@ FLAGS = {"n_train": "--n-train", "n_test": "--n-test", "seeds": "--seeds", "meth
          "logconf_schedule": "--logconf-schedule", "balance": "--balance", "models": "--models", "split": "--split",
          "limit": "--n", "shard_docs": "--shard-docs", "out": "--out", "n_docs": "--n-docs", "layers": "--layer",
          "store_dtype": "--store-dtype", "ray": "--ray",
-         "shots": "--shots", "prompting": "--prompting"}
+         "shots": "--shots", "prompting": "--prompting", "decode": "--decode"}
 
 
 def main() -> None:

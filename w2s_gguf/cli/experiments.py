@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from .app import app, command_line
-from .options import (BALANCE, SKLEARN, CEILING_HALF, DATA, DEFAULT_STRONG, DEFAULT_TASK, DEFAULT_WEAK, GPU_LAYERS, LAYER_HELP,
+from .options import (BALANCE, SKLEARN, CEILING_HALF, DATA, DECODE, DECODE_HELP, DEFAULT_STRONG, DEFAULT_TASK, DEFAULT_WEAK, GPU_LAYERS, LAYER_HELP,
                       LOSSES, MAX_RATING, MAX_TOKENS, METHODS, MIN_GAP, MIN_RATING, N_TEST, N_TRAIN, NO_PROGRESS,
                       POOLING, PROMPTING, RAY, REGISTRY, SCHEDULE, SEEDS, SHOTS, STORE_DTYPE, THEMES, THREADS, build_config,
                       finish, log, out_dir, split_list, default_task_name)
@@ -29,7 +29,7 @@ def run(
     methods: Optional[str] = METHODS,
     layer: str = typer.Option("last", "--layer", "--layers", help=f"Feature layer(s): {LAYER_HELP}."),
     store_dtype: str = STORE_DTYPE, ray: Optional[str] = RAY, sklearn_check: bool = SKLEARN,
-    prompting: bool = PROMPTING, shots: int = SHOTS,
+    prompting: bool = PROMPTING, shots: int = SHOTS, decode: str = DECODE,
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder (default w2s-results/TASK-WEAK-STRONG)."),
     no_progress: bool = NO_PROGRESS,
 ):
@@ -45,7 +45,7 @@ def run(
         config = build_config([*weaks, strong], task_name, data, n_train, n_test, seeds, losses, pooling, max_tokens,
                               n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
                               logconf_schedule, registry, methods=methods, layers=layer, store_dtype=store_dtype,
-                              ray=ray, sklearn_check=sklearn_check, prompting=prompting, shots=shots)
+                              ray=ray, sklearn_check=sklearn_check, prompting=prompting, shots=shots, decode=decode)
         config.weak_models = len(weaks)
         out = out_dir(out, task_name, "+".join(Path(w).stem for w in weaks), "to", Path(strong).stem)
         results = run_experiment(config, out, progress=not no_progress, command=command_line(), log=log)
@@ -66,7 +66,7 @@ def sweep(
     methods: Optional[str] = METHODS,
     layers: str = typer.Option("last", "--layers", "--layer", help=f"Feature layers, all captured in one forward pass: {LAYER_HELP}."),
     store_dtype: str = STORE_DTYPE, ray: Optional[str] = RAY, sklearn_check: bool = SKLEARN,
-    prompting: bool = PROMPTING, shots: int = SHOTS,
+    prompting: bool = PROMPTING, shots: int = SHOTS, decode: str = DECODE,
     out: Optional[Path] = typer.Option(None, "--out", help="Results folder (one subfolder per task)."),
     no_progress: bool = NO_PROGRESS,
 ):
@@ -84,7 +84,7 @@ def sweep(
                                   n_gpu_layers, threads, balance, min_rating, max_rating, themes, ceiling_half, min_gap,
                                   logconf_schedule, registry, self_pairs, methods=methods, layers=layers,
                                   store_dtype=store_dtype, ray=ray, sklearn_check=sklearn_check,
-                                  prompting=prompting, shots=shots)
+                                  prompting=prompting, shots=shots, decode=decode)
             folder = root / task_name if len(tasks) > 1 or out is None else root
             results = run_experiment(config, folder, progress=not no_progress, command=command_line(), log=log)
             typer.echo(f"\n== {task_name} ==")
@@ -114,6 +114,8 @@ def report(
 def reproduce(
     source: Path = typer.Argument(..., help="A results folder or its results.json (yours or someone else's)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the rerun (default w2s-results/reproduce-NAME)."),
+    decode: Optional[str] = typer.Option(None, "--decode", help=DECODE_HELP + "; default: the file's setting, or "
+                                         "packed for a file that does not record one."),
     no_progress: bool = NO_PROGRESS,
 ):
     """Rerun a results file's recipe (same model files, docs and settings) and say number by number whether it matches."""
@@ -121,7 +123,7 @@ def reproduce(
 
     name = (source.parent if source.is_file() else source).resolve().name
     out = out_dir(out, "reproduce", name)
-    _, _, comparison = rerun(source, out, progress=not no_progress, log=log)
+    _, _, comparison = rerun(source, out, progress=not no_progress, log=log, decode=decode)
     typer.echo(comparison.verdict())
     for path, a, b in comparison.mismatches[:20]:
         typer.echo(f"  {path}: {a} -> {b}")

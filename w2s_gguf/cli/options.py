@@ -71,6 +71,10 @@ LAYER_HELP = ("last (final norm, default), middle, all, a block number N (0-base
 PROMPTING = typer.Option(False, "--prompting", help="Also measure how much each model already knows: zero- and "
                          "k-shot prompting accuracy (true and weak labels, prompting PGR) and label-efficiency curves.")
 SHOTS = typer.Option(5, "--shots", help="Demonstrations per few-shot prompt with --prompting; 0 = zero-shot only.")
+DECODE_HELP = ("How texts share a llama.cpp batch: auto (alone on the CPU, packed on a GPU), alone (a vector is "
+               "a function of its text) or packed (faster on the CPU, but a vector moves in its last digits with "
+               "its batch neighbours; how versions before 0.3.1 decoded)")
+DECODE = typer.Option("auto", "--decode", help=DECODE_HELP + ".")
 NO_PROGRESS = typer.Option(False, "--no-progress", help="Hide progress bars.")
 SKLEARN = typer.Option(False, "--sklearn-check/--no-sklearn-check", help="Also repeat the xent runs with "
                        "scikit-learn's LogisticRegression, an independent check of the torch heads (adds about 3 s).")
@@ -79,7 +83,7 @@ SKLEARN = typer.Option(False, "--sklearn-check/--no-sklearn-check", help="Also r
 def build_config(models, task, data, n_train, n_test, seeds, losses, pooling, max_tokens, n_gpu_layers, threads,
             balance, min_rating, max_rating, themes, ceiling_half, min_gap, schedule, registry, self_pairs=False,
             methods=None, layers="last", store_dtype="float32", ray=None, sklearn_check=False, prompting=False,
-            shots=5):
+            shots=5, decode="auto"):
     from ..experiment.config import ExperimentConfig
 
     return ExperimentConfig(
@@ -90,7 +94,7 @@ def build_config(models, task, data, n_train, n_test, seeds, losses, pooling, ma
         n_gpu_layers=n_gpu_layers, n_threads=threads, ceiling_half=ceiling_half.upper(), min_gap=min_gap,
         balance=balance, task_options=task_options(data, min_rating, max_rating, themes),
         logconf_schedule=schedule, registry=str(registry) if registry else None, self_pairs=self_pairs,
-        sklearn_baseline=sklearn_check, prompting=prompting, shots=shots,
+        sklearn_baseline=sklearn_check, prompting=prompting, shots=shots, decode=decode,
     )
 
 

@@ -143,6 +143,6 @@ def _score(config: ExperimentConfig, model: ResolvedModel, style: PromptStyle, g
         from ..features.score_cluster import score_groups_ray
 
         return score_groups_ray(model, style, groups, config.max_tokens, config.n_gpu_layers, config.n_threads,
-                                address=config.ray, progress=progress, cache_root=cache_root)
+                                address=config.ray, progress=progress, cache_root=cache_root, decode=config.decode)
     return score_groups(model, style, groups, config.max_tokens, config.n_gpu_layers, config.n_threads,
-                        progress=progress, cache_root=cache_root)
+                        progress=progress, cache_root=cache_root, decode=config.decode)

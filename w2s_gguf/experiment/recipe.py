@@ -67,6 +67,7 @@ SETTINGS = {
     "ray": Rule(str, optional=True),
     "prompting": Rule(bool),
     "shots": Rule(int, 0, MAX_SHOTS),
+    "decode": Rule(str),
 }
 TASK_OPTIONS = {
     "data": Rule(str, optional=True),

@@ -27,6 +27,8 @@ _COSTS = {"n_computed", "n_tokens", "seconds", "tokens_per_second", "cache_dir",
 # What can move the numbers without any setting changing.
 _ENVIRONMENT = ("versions.llama_cpp_python", "versions.torch", "versions.numpy", "versions.scikit_learn",
                 "versions.platform", "settings.n_threads", "settings.n_gpu_layers")
+# Files that do not record `decode` come from versions that packed texts into batches (engine.texts_per_batch).
+UNRECORDED_DECODE = "packed"
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Comparison:
     n_numbers: int
     mismatches: list[tuple[str, Any, Any]]  # (path, original, rerun)
     environment: list[tuple[str, Any, Any]] = field(default_factory=list)
+    decode_assumed: bool = False  # an older file, which does not record decode, rerun as UNRECORDED_DECODE
 
     @property
     def exact(self) -> bool:
@@ -55,6 +58,10 @@ class Comparison:
             lines.append("the runs differ in: " + "; ".join(f"{p} {a!r} vs {b!r}" for p, a, b in self.environment))
         else:
             lines.append("same versions, threads and backend: the difference comes from nondeterminism in this build")
+        if self.decode_assumed:
+            lines.append(f"the file does not record how texts shared a llama.cpp batch, so they were decoded "
+                         f"{UNRECORDED_DECODE}, as before w2s-gguf 0.3.1; a file written on the CPU by 0.3.0 from "
+                         f"2026-12-01 on decoded each text alone: rerun with --decode alone")
         return "\n".join(lines)
 
 
@@ -90,18 +97,25 @@ def compare(original: Results, rerun: Results) -> Comparison:
         va, vb = getattr(original, section).get(key), getattr(rerun, section).get(key)
         if va != vb:
             env.append((path, va, vb))
+    recorded, decode = "decode" in original.settings, rerun.settings.get("decode")
+    if original.settings.get("decode", UNRECORDED_DECODE) != decode:
+        env.append(("settings.decode", original.settings["decode"] if recorded else
+                    f"not recorded ({UNRECORDED_DECODE} before 0.3.1)", decode))
     for name, model in original.models.items():
         other = rerun.models.get(name)
         if other is not None and other.gpu_offload != model.gpu_offload:
             env.append((f"models.{name}.gpu_offload", model.gpu_offload, other.gpu_offload))
-    return Comparison(len(set(a) | set(b)), mismatches, env)
+    return Comparison(len(set(a) | set(b)), mismatches, env, not recorded and decode == UNRECORDED_DECODE)
 
 
-def reproduce(source: str | Path, out: str | Path, progress: bool = True,
-              log: Callable[[str], None] | None = None) -> tuple[Results, Results, Comparison]:
+def reproduce(source: str | Path, out: str | Path, progress: bool = True, log: Callable[[str], None] | None = None,
+              decode: str | None = None) -> tuple[Results, Results, Comparison]:
+    """`decode` overrides the file's (or, for a file that does not record it, UNRECORDED_DECODE)."""
     original = load_results(source)
     config = recipe_of(original, Path(source))
     config.ray = None  # a rerun extracts here: the check is that this machine gets the same numbers
+    config.decode = decode or original.settings.get("decode", UNRECORDED_DECODE)
+    config.validate()
     _check_models(original, config)
     out = Path(out)
     cache = out / ".reproduce-cache"

@@ -152,11 +152,11 @@ def extract_features(config: ExperimentConfig, data: TaskData, progress: bool, l
 
             by_layer = {LAST: embed_texts_ray(model, texts, config.pooling, config.max_tokens, config.n_gpu_layers,
                                               config.n_threads, address=config.ray, progress=progress,
-                                              cache_root=cache_root)}
+                                              cache_root=cache_root, decode=config.decode)}
         else:
             by_layer = embed_layers(model, texts, list(dict.fromkeys(chosen[model.name].values())), config.pooling,
                                     config.max_tokens, config.n_gpu_layers, config.n_threads, progress=progress,
-                                    cache_root=cache_root, store_dtype=config.store_dtype)
+                                    cache_root=cache_root, store_dtype=config.store_dtype, decode=config.decode)
         first = next(iter(by_layer.values()))
         for problem in {p for r in by_layer.values() for p in r.problems}:
             log(problem)

@@ -48,11 +48,15 @@ class StoreSettings:
     # 1: each text decoded alone (the CPU), its vector a function of the text; None: packed (a GPU,
     # and every store made before), where a vector depends slightly on its batch neighbours.
     texts_per_batch: int | None = None
+    # False: llama.cpp's plain CPU kernels (decoding alone); True: its default extra weight buffers
+    # (engine.weight_buffers), as every store before 0.3.1.
+    extra_buffers: bool = True
 
     def key(self) -> str:
         fields = dict(self.__dict__)
         # Defaults stay out of the hash, so caches made before layers existed keep their names.
-        for name, default in (("layer", "last"), ("dtype", "float32"), ("texts_per_batch", None)):
+        for name, default in (("layer", "last"), ("dtype", "float32"), ("texts_per_batch", None),
+                              ("extra_buffers", True)):
             if fields[name] == default:
                 del fields[name]
         payload = json.dumps({**fields, "format": STORE_FORMAT}, sort_keys=True)

@@ -98,8 +98,8 @@ class LayerEmbedder(Embedder):
 
     def __init__(self, model: ResolvedModel, pooling: str = "last", max_tokens: int = DEFAULT_MAX_TOKENS,
                  layers: Iterable[str | int] = (LAST,), n_gpu_layers: int = -1, n_threads: int | None = None,
-                 stop_early: bool = True):
-        super().__init__(model, pooling, max_tokens, n_gpu_layers, n_threads)
+                 stop_early: bool = True, extra_buffers: bool = False):
+        super().__init__(model, pooling, max_tokens, n_gpu_layers, n_threads, extra_buffers)
         import llama_cpp
 
         self.n_layer = int(llama_cpp.llama_model_n_layer(self.llm._model.model))

@@ -32,6 +32,7 @@ from .pipeline import (DEFAULT_MAX_TOKENS, DEFAULT_SHARD_DOCS, Embedder, Embeddi
                        ExtractionInterrupted, StoreSettings, batch_tokens, extraction_lock, plan_batches, text_key,
                        texts_per_batch)
 from ..common.llama_logs import quiet_llama_logs
+from .engine import extra_buffers
 from .ray_schedule import ModelWorker, check_worker, connect, import_ray, place_actors, run_in_plan_order
 from ..errors import W2SError
 from ..models import ModelEntry, ResolvedModel
@@ -72,9 +73,11 @@ class _VocabTokenizer:
 class EmbedWorker(ModelWorker):
     """A Ray actor that embeds whole shards with the local engine."""
 
-    def __init__(self, spec: ModelEntry | str, pooling: str, max_tokens: int, n_gpu_layers: int, n_threads: int | None):
+    def __init__(self, spec: ModelEntry | str, pooling: str, max_tokens: int, n_gpu_layers: int, n_threads: int | None,
+                 extra_buffers: bool = False):
         self.embedder = self._start(spec, lambda model: LayerEmbedder(model, pooling, max_tokens, [LAST],
-                                                                      n_gpu_layers, n_threads))
+                                                                      n_gpu_layers, n_threads,
+                                                                      extra_buffers=extra_buffers))
 
     def embed(self, batches: list[list[list[int]]]) -> dict:
         self.ready()
@@ -94,6 +97,7 @@ def embed_texts_ray(
     progress: bool = True,
     cache_root: Path | None = None,
     on_shard: Callable[[dict], None] | None = None,
+    decode: str = "auto",
 ) -> EmbeddingResult:
     """Like `embed_texts`, but the missing shards are embedded by actors on the Ray cluster at `address`.
 
@@ -107,8 +111,10 @@ def embed_texts_ray(
         use_gpus = n_gpu_layers != 0 and ray.cluster_resources().get("GPU", 0) >= 1
         # Workers must run this llama-cpp-python version (checked on every result), so the
         # store folder is the one a local run with the same build and device would use.
+        per_batch = texts_per_batch(use_gpus, decode)
         settings = StoreSettings(model.sha256, pooling, max_tokens, llama_cpp.__version__, use_gpus,
-                                 batch_tokens(max_tokens, use_gpus), texts_per_batch=texts_per_batch(use_gpus))
+                                 batch_tokens(max_tokens, use_gpus), texts_per_batch=per_batch,
+                                 extra_buffers=extra_buffers(per_batch))
         store = EmbeddingStore(settings, cache_root)
         keys = [text_key(t) for t in texts]
         stats = dict(n_computed=0, n_tokens=0, n_truncated=0, seconds=0.0, shards_written=0)
@@ -122,7 +128,8 @@ def embed_texts_ray(
                     by_key = dict(zip(keys, texts))
                     spec = model.entry if model.entry is not None else str(model.path)  # workers fetch it themselves
                     actors, group = place_actors(ray, EmbedWorker, (spec, pooling, max_tokens,
-                                                                    n_gpu_layers if use_gpus else 0), n_threads, use_gpus)
+                                                                    n_gpu_layers if use_gpus else 0), n_threads, use_gpus,
+                                                 extra_buffers=settings.extra_buffers)
                     try:
                         _extract(ray, actors, model, store, todo, [by_key[k] for k in todo], shard_docs,
                                  progress, stats, problems, len(set(keys)), on_shard)

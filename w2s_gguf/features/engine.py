@@ -23,6 +23,7 @@ from ..common.llama_logs import quiet_llama_logs
 from ..models.modelfile import ResolvedModel
 
 POOLINGS = ("last", "mean")
+DECODES = ("auto", "alone", "packed")  # how texts share a llama.cpp batch (texts_per_batch)
 DEFAULT_MAX_TOKENS = 512
 # Tokens per llama.cpp batch, per backend. CPU: texts are now decoded one at a
 # time (texts_per_batch), so this only bounds a context; when several were
@@ -40,8 +41,10 @@ def batch_tokens(max_tokens: int, gpu_offload: bool = False) -> int:
     return min(BATCH_TOKENS, max_tokens)
 
 
-def texts_per_batch(gpu_offload: bool = False) -> int | None:
-    """1 on the CPU: each text is decoded alone. None (as many as fit) on a GPU.
+def texts_per_batch(gpu_offload: bool = False, decode: str = "auto") -> int | None:
+    """1: each text is decoded alone; None: as many as fit in a batch. `decode` "auto" is 1 on the CPU and
+    None on a GPU; "alone" and "packed" ask for one or the other anywhere (versions before 0.3.1 packed
+    on the CPU too, so `reproduce --decode packed` gets their numbers back).
 
     llama.cpp's attention sums over the KV cells of the whole batch in SIMD lanes, so packed with other
     texts a text's vector moved with the lengths of the texts before it (up to 8e-2 of gemma-3's
@@ -49,7 +52,16 @@ def texts_per_batch(gpu_offload: bool = False) -> int | None:
     together. Alone, a vector is a function of its text; on the CPU that cost 2-13% of packed
     throughput on short docs (docs/performance.md#batch-independent-features). A GPU needs batches.
     """
-    return None if gpu_offload else 1
+    if decode not in DECODES:
+        raise SettingError("decode", f"must be one of {', '.join(DECODES)} (got {decode!r})")
+    if decode == "auto":
+        return None if gpu_offload else 1
+    return 1 if decode == "alone" else None
+
+
+def extra_buffers(per_batch: int | None) -> bool:
+    """llama.cpp's extra weight buffers for packed decoding only (weight_buffers says why)."""
+    return per_batch is None
 
 
 def gpu_offload(n_gpu_layers: int, warn: bool = False) -> bool:
@@ -89,15 +101,20 @@ def cpu_amx_matmuls() -> bool:
 
 
 @contextlib.contextmanager
-def safe_weight_buffers():
-    """Load models inside this block with llama.cpp's extra CPU weight buffers off where the build has AMX.
+def weight_buffers(extra: bool):
+    """Load models inside this block with llama.cpp's extra CPU weight buffers on (its default) or off.
 
-    Its AMX matmul segfaults on the first decode of these models (llama.cpp#20824, seen here on a
-    Sapphire Rapids VM with SmolLM2 Q4_1 and gemma-3 Q4_K_M); without the extra buffers the weights stay
-    in the ordinary CPU buffer and the plain kernels run. `Llama()` takes no argument for this field of
-    llama_model_params, so its defaults are changed for the duration of the load.
+    The extra buffers hold weights repacked for kernels whose result for a row depends on how many rows a
+    decode holds: on a 2-core AMD EPYC, gemma-3 Q4_K_M's score of a 5-shot prompt differed by up to 0.11
+    between the prefix decoded first and the whole prompt at once, and its features by 4e-2 of the
+    largest entry from the plain kernels', at the same speed (plain 1.02x). Off, the weights stay in the
+    ordinary CPU buffer and the plain kernels run: decoded alone, a vector or score is then the same
+    however its tokens are split into decodes. Packed decoding keeps llama.cpp's default, as before 0.3.1.
+    They are off wherever the build has AMX: its matmul segfaults on the first decode of these models
+    (llama.cpp#20824, seen on a Sapphire Rapids VM with SmolLM2 Q4_1 and gemma-3 Q4_K_M). `Llama()` takes no
+    argument for this field of llama_model_params, so its defaults are changed for the duration of the load.
     """
-    if not cpu_amx_matmuls():
+    if extra and not cpu_amx_matmuls():
         yield
         return
     import llama_cpp.llama as high_level
@@ -127,7 +144,7 @@ class Embedder:
     """One loaded GGUF model in embedding mode (one load per model per run)."""
 
     def __init__(self, model: ResolvedModel, pooling: str = "last", max_tokens: int = DEFAULT_MAX_TOKENS,
-                 n_gpu_layers: int = -1, n_threads: int | None = None):
+                 n_gpu_layers: int = -1, n_threads: int | None = None, extra_buffers: bool = False):
         if pooling not in POOLINGS:
             raise SettingError("pooling", f"must be last or mean (got {pooling!r})")
         if max_tokens < 8:
@@ -141,11 +158,12 @@ class Embedder:
         self.pooling = pooling
         self.max_tokens = max_tokens
         self.gpu_offload = gpu_offload(n_gpu_layers, warn=True)
+        self.extra_buffers = extra_buffers
         self.batch_tokens = batch_tokens(max_tokens, self.gpu_offload)
         # One batch's tokens: batch_tokens (2048 on a GPU), or one text of up to max_tokens alone.
         self.n_ctx = context = max(max_tokens, self.batch_tokens)
         try:
-            with quiet_llama_logs(), safe_weight_buffers():
+            with quiet_llama_logs(), weight_buffers(extra_buffers):
                 # n_ctx = n_batch = n_ubatch: a batch is decoded in one pass, and one text fits in it.
                 self.llm = llama_cpp.Llama(
                     model_path=str(model.path), embedding=True, pooling_type=pooling_type,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import STORE_DTYPES, EmbeddingStore, StoreSettings, embeddings_root, text_key
-from .engine import DEFAULT_MAX_TOKENS, POOLINGS, Embedder, batch_tokens, gpu_offload, texts_per_batch
+from .engine import DEFAULT_MAX_TOKENS, POOLINGS, Embedder, batch_tokens, extra_buffers, gpu_offload, texts_per_batch
 from ..errors import SettingError, W2SError
 from .capture import LayerEmbedder
 from .layers import LAST, Layer
@@ -116,6 +116,7 @@ def embed_texts(
     embedder: Embedder | None = None,
     layer: Layer = LAST,
     store_dtype: str = "float32",
+    decode: str = "auto",
 ) -> EmbeddingResult:
     """Features for `texts` with `model` at one layer, computing only what the cache lacks.
 
@@ -124,7 +125,7 @@ def embed_texts(
     stored under settings that did not make them.
     """
     return embed_layers(model, texts, [layer], pooling, max_tokens, n_gpu_layers, n_threads, shard_docs, progress,
-                        cache_root, embedder, store_dtype)[layer]
+                        cache_root, embedder, store_dtype, decode)[layer]
 
 
 def embed_layers(
@@ -140,11 +141,13 @@ def embed_layers(
     cache_root: Path | None = None,
     embedder: Embedder | None = None,
     store_dtype: str = "float32",
+    decode: str = "auto",
 ) -> dict[Layer, EmbeddingResult]:
     """Features of several layers (resolved: block indices and/or LAST), all from one forward pass per batch.
 
     Each layer has its own cache folder; a doc is computed when any requested
     layer lacks it, and each layer's store receives only the docs it lacks.
+    `decode` (engine.texts_per_batch): each text alone, or packed with others, which keys the stores.
     """
     import llama_cpp
 
@@ -156,9 +159,11 @@ def embed_layers(
         pooling, max_tokens, offload = embedder.pooling, embedder.max_tokens, embedder.gpu_offload
     else:
         offload = gpu_offload(n_gpu_layers)
+    per_batch = texts_per_batch(offload, decode)
+    extra = embedder.extra_buffers if embedder is not None else extra_buffers(per_batch)
     stores = {layer: EmbeddingStore(StoreSettings(model.sha256, pooling, max_tokens, llama_cpp.__version__, offload,
                                                   batch_tokens(max_tokens, offload), str(layer), store_dtype,
-                                                  texts_per_batch(offload)), cache_root)
+                                                  per_batch, extra), cache_root)
               for layer in dict.fromkeys(layers)}
     keys = [text_key(t) for t in texts]
     for store in stores.values():
@@ -174,11 +179,12 @@ def embed_layers(
                 by_key = dict(zip(keys, texts))
                 owns = embedder is None
                 if owns:
-                    embedder = LayerEmbedder(model, pooling, max_tokens, list(stores), n_gpu_layers, n_threads)
+                    embedder = LayerEmbedder(model, pooling, max_tokens, list(stores), n_gpu_layers, n_threads,
+                                             extra_buffers=extra)
                 loaded = owns
                 try:
-                    _extract(embedder, stores, todo, [by_key[k] for k in todo], shard_docs, progress, stats,
-                             len(set(keys)))
+                    _extract(embedder, stores, todo, [by_key[k] for k in todo], per_batch, shard_docs, progress,
+                             stats, len(set(keys)))
                 finally:
                     if owns:
                         embedder.close()
@@ -195,13 +201,13 @@ def extraction_lock(model: ResolvedModel, cache_root: Path | None = None):
 
 
 def _extract(embedder: Embedder, stores: dict[Layer, EmbeddingStore], keys: list[str], texts: list[str],
-             shard_docs: int, progress: bool, stats: dict, total_unique: int) -> None:
+             per_batch: int | None, shard_docs: int, progress: bool, stats: dict, total_unique: int) -> None:
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
     tokenized = [embedder.tokenize(t) for t in texts]
     lengths = [len(toks) for toks, _ in tokenized]
-    batches = plan_batches(lengths, embedder.batch_tokens, texts_per_batch(embedder.gpu_offload))
+    batches = plan_batches(lengths, embedder.batch_tokens, per_batch)
     done_before = total_unique - len(keys)
     # The bar counts tokens, not docs: docs run shortest first, so a doc rate
     # would promise an ETA far too low early on.

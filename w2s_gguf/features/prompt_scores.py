@@ -24,7 +24,7 @@ from ..common.storage import cache_home, file_lock, sha256_bytes
 from ..errors import W2SError
 from ..models.modelfile import ResolvedModel
 from .cache import EmbeddingStore
-from .engine import DEFAULT_MAX_TOKENS, batch_tokens, gpu_offload, texts_per_batch
+from .engine import DEFAULT_MAX_TOKENS, batch_tokens, extra_buffers, gpu_offload, texts_per_batch
 from .pipeline import DEFAULT_SHARD_DOCS, ExtractionInterrupted, plan_batches
 from .prompts import PromptGroup, PromptStyle, PromptTokens, TokenizedGroup, check_context
 from .scoring import MAX_SEQUENCES, Scorer, Vocab
@@ -45,9 +45,11 @@ class ScoreSettings:
     prompt_version: str
     dtype: str = "float32"
     texts_per_batch: int | None = None  # 1: each prompt alone after its prefix (the CPU); None: packed (a GPU)
+    extra_buffers: bool = True  # llama.cpp's extra weight buffers (engine.weight_buffers): packed only, since 0.3.1
 
     def key(self) -> str:
-        fields = {k: v for k, v in self.__dict__.items() if not (k == "texts_per_batch" and v is None)}
+        defaults = {"texts_per_batch": None, "extra_buffers": True}  # out of the hash: older stores keep their names
+        fields = {k: v for k, v in self.__dict__.items() if not (k in defaults and v == defaults[k])}
         digest = sha256_bytes(json.dumps(fields, sort_keys=True).encode())[:12]
         return f"{self.model_sha256[:16]}-logprobs-{self.max_tokens}-v{self.prompt_version}-{digest}"
 
@@ -110,7 +112,7 @@ class ScorePlan:
 
 
 def plan_scoring(model: ResolvedModel, style: PromptStyle, groups: list[PromptGroup], max_tokens: int,
-                 offload: bool, shard_docs: int, cache_root: Path | None) -> ScorePlan:
+                 offload: bool, shard_docs: int, cache_root: Path | None, decode: str = "auto") -> ScorePlan:
     """Tokenize with the vocabulary alone, check the context, open the store and plan every shard."""
     import llama_cpp
 
@@ -125,13 +127,14 @@ def plan_scoring(model: ResolvedModel, style: PromptStyle, groups: list[PromptGr
     finally:
         vocab.close()
     # On the CPU each doc part is decoded alone after the prefix, so its score is a function of the
-    # prompt (engine.texts_per_batch); on a GPU docs are packed into batches of `budget` tokens (a longer
-    # doc gets a batch alone).
+    # prompt (engine.texts_per_batch, `decode`); on a GPU docs are packed into batches of `budget` tokens
+    # (a longer doc gets a batch alone).
     budget = batch_tokens(max_tokens, offload)
     n_batch = max(budget, max_tokens + len(tokens.suffix_tokens))
-    per_batch = texts_per_batch(offload)
+    per_batch = texts_per_batch(offload, decode)
     settings = ScoreSettings(model.sha256, llama_cpp.__version__, offload, max_tokens, budget, style.suffix,
-                             list(style.label_words), style.separator, style.version, texts_per_batch=per_batch)
+                             list(style.label_words), style.separator, style.version, texts_per_batch=per_batch,
+                             extra_buffers=extra_buffers(per_batch))
     store = EmbeddingStore(settings, scores_root(cache_root))
     result = ScoreResult([], store.dir, sum(len(g.docs) for g in groups), n_truncated=tokens.n_truncated,
                          gpu_offload=offload)
@@ -156,20 +159,22 @@ def score_groups(
     progress: bool = True,
     cache_root: Path | None = None,
     on_shard: Callable[[dict], None] | None = None,
+    decode: str = "auto",
 ) -> ScoreResult:
     """Log-probs of both label words after every prompt of every group, from the cache where possible.
 
     `on_shard(info)` runs after each shard is written (info: group, shard, docs).
     """
     offload = gpu_offload(n_gpu_layers)
-    plan = plan_scoring(model, style, groups, max_tokens, offload, shard_docs, cache_root)
+    plan = plan_scoring(model, style, groups, max_tokens, offload, shard_docs, cache_root, decode)
     plan.store.refresh()
     if plan.missing_work():
         with scoring_lock(plan):
             plan.store.refresh()  # another run may have finished shards while we waited
             todo = plan.missing_work()
             if todo:
-                scorer = Scorer(model, plan.n_ctx, plan.n_batch, n_gpu_layers, n_threads)
+                scorer = Scorer(model, plan.n_ctx, plan.n_batch, n_gpu_layers, n_threads,
+                                plan.store.settings.extra_buffers)
                 plan.result.model_loaded = True
                 try:
                     _score(scorer, plan, todo, progress, on_shard)

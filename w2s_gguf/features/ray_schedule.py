@@ -128,8 +128,9 @@ def connect(ray, address: str) -> bool:
     return True
 
 
-def place_actors(ray, worker: type, args: tuple, n_threads: int | None, use_gpus: bool) -> tuple[list, object]:
-    """One `worker(*args, threads)` actor per GPU; on CPUs, one per `n_threads` cores of each node.
+def place_actors(ray, worker: type, args: tuple, n_threads: int | None, use_gpus: bool,
+                 **options) -> tuple[list, object]:
+    """One `worker(*args, threads, **options)` actor per GPU; on CPUs, one per `n_threads` cores of each node.
 
     Their resources are reserved first (ray_schedule.reserve): what the cluster cannot hold, or cannot
     free in time, fails with one line instead of waiting forever. Returns the actors and their group.
@@ -146,7 +147,7 @@ def place_actors(ray, worker: type, args: tuple, n_threads: int | None, use_gpus
         raise W2SError("the Ray cluster has no CPUs or GPUs to run on; start workers with `ray start --address HEAD:PORT`")
     group = reserve(ray, [w[0] for w in workers], [w[2] for w in workers], "GPU worker" if use_gpus else "CPU worker")
     return [remote.options(num_cpus=res["CPU"], num_gpus=res.get("GPU", 0), scheduling_strategy=in_group(group, i))
-            .remote(*args, threads) for i, (res, threads, _) in enumerate(workers)], group
+            .remote(*args, threads, **options) for i, (res, threads, _) in enumerate(workers)], group
 
 
 def run_in_plan_order(ray, actors: list, n_shards: int, submit: Callable[[object, int], object],

@@ -30,8 +30,10 @@ from .scoring import Scorer
 class ScoreWorker(ModelWorker):
     """A Ray actor that scores whole shards, each with its group's prefix."""
 
-    def __init__(self, spec: ModelEntry | str, n_ctx: int, n_batch: int, n_gpu_layers: int, n_threads: int | None):
-        self.scorer = self._start(spec, lambda model: Scorer(model, n_ctx, n_batch, n_gpu_layers, n_threads))
+    def __init__(self, spec: ModelEntry | str, n_ctx: int, n_batch: int, n_gpu_layers: int, n_threads: int | None,
+                 extra_buffers: bool = False):
+        self.scorer = self._start(spec, lambda model: Scorer(model, n_ctx, n_batch, n_gpu_layers, n_threads,
+                                                             extra_buffers))
 
     def score(self, prefix: list[int], batches: list[list[list[int]]], label_tokens: tuple[int, int]) -> dict:
         self.ready()
@@ -52,13 +54,14 @@ def score_groups_ray(
     progress: bool = True,
     cache_root: Path | None = None,
     on_shard: Callable[[dict], None] | None = None,
+    decode: str = "auto",
 ) -> ScoreResult:
     """Like `score_groups`, but the missing shards are scored by actors on the Ray cluster at `address`."""
     ray = import_ray()
     owns_connection = connect(ray, address)
     try:
         use_gpus = n_gpu_layers != 0 and ray.cluster_resources().get("GPU", 0) >= 1
-        plan = plan_scoring(model, style, groups, max_tokens, use_gpus, shard_docs, cache_root)
+        plan = plan_scoring(model, style, groups, max_tokens, use_gpus, shard_docs, cache_root, decode)
         plan.store.refresh()
         if plan.missing_work():
             with scoring_lock(plan):
@@ -67,7 +70,8 @@ def score_groups_ray(
                 if todo:
                     spec = model.entry if model.entry is not None else str(model.path)
                     actors, group = place_actors(ray, ScoreWorker, (spec, plan.n_ctx, plan.n_batch,
-                                                                    n_gpu_layers if use_gpus else 0), n_threads, use_gpus)
+                                                                    n_gpu_layers if use_gpus else 0), n_threads, use_gpus,
+                                                 extra_buffers=plan.store.settings.extra_buffers)
                     plan.result.model_loaded = True
                     try:
                         _run(ray, actors, plan, todo, progress, on_shard)

@@ -20,7 +20,7 @@ import numpy as np
 from ..common.llama_logs import quiet_llama_logs
 from ..errors import W2SError
 from ..models.modelfile import ResolvedModel
-from .engine import default_threads, gpu_offload, op_offload, safe_weight_buffers
+from .engine import default_threads, gpu_offload, op_offload, weight_buffers
 
 MAX_SEQUENCES = 256  # llama.cpp's LLAMA_MAX_SEQ: sequence 0 holds the prefix, 1..255 the docs of a batch
 
@@ -81,7 +81,7 @@ class Scorer:
     """
 
     def __init__(self, model: ResolvedModel, n_ctx: int, n_batch: int, n_gpu_layers: int = -1,
-                 n_threads: int | None = None):
+                 n_threads: int | None = None, extra_buffers: bool = False):
         import llama_cpp
         from llama_cpp import _internals
 
@@ -91,7 +91,7 @@ class Scorer:
         self.gpu_offload = gpu_offload(n_gpu_layers, warn=True)
         self.n_ctx, self.n_batch = int(n_ctx), int(n_batch)
         try:
-            with quiet_llama_logs(), safe_weight_buffers():
+            with quiet_llama_logs(), weight_buffers(extra_buffers):
                 # A small first context: it is replaced below by one with many sequences.
                 self.llm = llama_cpp.Llama(model_path=str(model.path), embedding=False, n_ctx=64, n_batch=64,
                                            n_ubatch=64, n_gpu_layers=n_gpu_layers, n_threads=n_threads, verbose=False,

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import SettingError, W2SError
 from ..features.capture import LayerEmbedder
-from ..features.engine import Embedder
+from ..features.engine import Embedder, extra_buffers, gpu_offload, texts_per_batch
 from ..features.layers import LAST, parse_layers, resolve_layers
 from ..features.pipeline import embed_layers, plan_batches
 from ..models import load_registry, resolve_model
@@ -102,8 +102,9 @@ def compare_request(model, texts: list[str], request: list[str], pooling: str = 
     """Pipeline tok/s over llama.cpp embedding-mode tok/s for one layer request, on the same batches."""
     layers = resolve_layers(request, model.n_layer or 0, model.name)
     owns = yardstick is None
-    yardstick = yardstick or Embedder(model, pooling, max_tokens, n_gpu_layers, n_threads)
-    engine = LayerEmbedder(model, pooling, max_tokens, layers, n_gpu_layers, n_threads)
+    yardstick = yardstick or Embedder(model, pooling, max_tokens, n_gpu_layers, n_threads, extra_buffers=True)
+    engine = LayerEmbedder(model, pooling, max_tokens, layers, n_gpu_layers, n_threads,
+                           extra_buffers=extra_buffers(texts_per_batch(gpu_offload(n_gpu_layers))))
     try:
         first = [engine.tokenize(texts[0])[0]]
         yardstick.embed_batch(first)  # warm-up; for the engine also its one decode of the whole graph (the check)
@@ -159,7 +160,7 @@ def run_bench(model_spec: str, task: str, n_docs: int, max_tokens: int = 512, n_
     data = load_task(task, n_train=n_docs, n_test=20)  # the test split is unused; it must hold both labels
     texts = [d.text for d in data.train]
     labels = np.array([d.label for d in data.train])
-    yardstick = Embedder(model, pooling, max_tokens, n_gpu_layers, n_threads)
+    yardstick = Embedder(model, pooling, max_tokens, n_gpu_layers, n_threads, extra_buffers=True)  # llama.cpp's own
     try:
         rows = [compare_request(model, texts, parse_layers(request), pooling, max_tokens, n_gpu_layers, n_threads,
                                 rounds, yardstick) for request in requests]
