@@ -326,6 +326,37 @@ def test_without_a_usable_result_norm_the_whole_graph_runs_after_one_warning(
     assert why in err and err.count("\n") == 1 and "smollm2-135m" in err and "whole graph" in err
 
 
+def test_a_ctrl_c_during_a_decode_is_raised_when_the_decode_returns(smollm2, sentiment_texts, capsys, monkeypatch):
+    """A SIGINT whose handler runs at the eval callback's first bytecode (before its try) was dropped by ctypes,
+    and the callback's default return ended the graph: the run went on without result_norm, on the whole
+    graph. Here the signal is sent from exactly there, on the real model: it must surface as KeyboardInterrupt
+    once llama_decode returns, with the engine still stopping its graphs."""
+    import os
+    import signal
+
+    original = LayerEmbedder._on_eval
+    sent = []
+
+    def interrupted_on_entry(self, tensor, ask, user_data):
+        if not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)  # its handler runs before the next line
+        return original(self, tensor, ask, user_data)
+
+    monkeypatch.setattr(LayerEmbedder, "_on_eval", interrupted_on_entry)
+    engine = LayerEmbedder(smollm2, "last", max_tokens=128, layers=["3", "last"])
+    try:
+        tokens = [engine.tokenize(t)[0] for t in sentiment_texts[:3]]
+        with pytest.raises(KeyboardInterrupt):
+            engine.embed_batch([tokens[0]])
+        assert sent and "Exception ignored" not in capsys.readouterr().err
+        engine.embed_batch([tokens[1]])  # the next decodes run as before: the check passed, graphs stop
+        engine.embed_batch([tokens[2]])
+        assert engine.graph == "stopped" and engine.stats["stopped"] >= 1
+    finally:
+        engine.close()
+
+
 def test_the_gpu_tolerance_for_mean_pooling_still_refuses_another_tensor(smollm2, sentiment_texts):
     """On a GPU the mean check allows the device's own precision (4.1e-4 of the largest entry on the Vulkan
     stand-in): a difference that large passes there and not on the CPU, while the nearest wrong tensor (block

@@ -24,8 +24,11 @@ runs the whole graph and reads "last" from llama.cpp, after one warning line.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+import signal
+import threading
 from typing import Iterable
 
 import numpy as np
@@ -193,7 +196,8 @@ class LayerEmbedder(Embedder):
         self._pending, self._error = set(self._slots.values()), None
         self._stopping, self._finished = self.graph == "stopped", False
         try:
-            self.decode(token_lists)
+            with ctrl_c_after_decode():
+                self.decode(token_lists)
         finally:
             out, self._out = self._out, self._out[:0]
             self.stats["decodes"] += 1
@@ -238,3 +242,26 @@ class LayerEmbedder(Embedder):
         self.graph = "full"
         warn_once(f"{self.model.name} (architecture {self.model.architecture!r}): llama.cpp's graph {why}, so every "
                   f"decode computes the whole graph and reads 'last' from llama.cpp (slower, same features)")
+
+
+@contextlib.contextmanager
+def ctrl_c_after_decode():
+    """Hold Ctrl-C (SIGINT) until llama_decode returns, then raise it as usual.
+
+    Python runs a signal's handler at the next bytecode, which may be in the eval callback before its
+    `try`: ctypes then prints the KeyboardInterrupt ("Exception ignored on calling ctypes callback") and
+    drops it, and the callback's default return ends the graph, so the run went on, slower, and the Ctrl-C
+    was lost (seen once by hand). Only the main thread can set handlers; an ignored SIGINT stays ignored.
+    """
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if not callable(previous):
+        yield
+        return
+    caught = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        previous(signal.SIGINT, None)

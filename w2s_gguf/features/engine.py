@@ -44,7 +44,7 @@ def batch_tokens(max_tokens: int, gpu_offload: bool = False) -> int:
 def texts_per_batch(gpu_offload: bool = False, decode: str = "auto") -> int | None:
     """1: each text is decoded alone; None: as many as fit in a batch. `decode` "auto" is 1 on the CPU and
     None on a GPU; "alone" and "packed" ask for one or the other anywhere (versions before 0.3.1 packed
-    on the CPU too, so `reproduce --decode packed` gets their numbers back).
+    on the CPU too, and `reproduce` reruns their files packed, which gets their numbers back).
 
     llama.cpp's attention sums over the KV cells of the whole batch in SIMD lanes, so packed with other
     texts a text's vector moved with the lengths of the texts before it (up to 8e-2 of gemma-3's
