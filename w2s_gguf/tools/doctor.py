@@ -232,11 +232,13 @@ def doctor_report(model: str = "smollm2-135m", check_features: bool = True, fetc
 
 
 def cpu_weight_buffers_row() -> Check:
-    """Where the engine keeps the weights on the CPU: llama.cpp's extra (AMX) buffers are off on AMX builds."""
+    """Where the engine keeps the weights on the CPU (engine.weight_buffers)."""
     from ..features.engine import cpu_amx_matmuls
 
     if not cpu_amx_matmuls():
-        return ("cpu weight buffers", "ok", "llama.cpp's defaults (this build has no AMX matmuls)")
+        return ("cpu weight buffers", "ok", "the plain CPU buffer when texts are decoded alone (the CPU's default), "
+                "so a text's features do not depend on how its tokens are split into decodes; llama.cpp's extra "
+                "(repacked) buffers with --decode packed")
     return ("cpu weight buffers", "ok", "llama.cpp's AMX weight buffers are off: its AMX matmul crashes on the first "
             "decode (llama.cpp issue #20824), so the weights stay in the plain CPU buffer and the ordinary kernels run")
 
