@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..features.cache import STORE_DTYPES
-from ..features.engine import DECODES, DEFAULT_MAX_TOKENS, POOLINGS
+from ..features.engine import DEFAULT_MAX_TOKENS, POOLINGS, check_decode
 from ..features.layers import check_layer_spec
 from ..errors import SettingError, W2SError
 from ..core.protocol import ProtocolSettings
@@ -74,8 +74,7 @@ class ExperimentConfig:
         if self.ray and self.layers != ["last"]:
             raise SettingError("ray", "works with --layer last only (layer capture on a cluster is not built yet); "
                                       "drop --ray, or extract the layers locally")
-        if self.decode not in DECODES:
-            raise SettingError("decode", f"must be one of {', '.join(DECODES)} (got {self.decode!r})")
+        check_decode(self.decode)
         if self.store_dtype not in STORE_DTYPES:
             raise SettingError("store_dtype", f"must be float32 or float16 (got {self.store_dtype!r})")
         if self.shots != 5 and not self.prompting:

@@ -52,11 +52,15 @@ def texts_per_batch(gpu_offload: bool = False, decode: str = "auto") -> int | No
     together. Alone, a vector is a function of its text; on the CPU that cost 2-13% of packed
     throughput on short docs (docs/performance.md#batch-independent-features). A GPU needs batches.
     """
-    if decode not in DECODES:
-        raise SettingError("decode", f"must be one of {', '.join(DECODES)} (got {decode!r})")
+    check_decode(decode)
     if decode == "auto":
         return None if gpu_offload else 1
     return 1 if decode == "alone" else None
+
+
+def check_decode(decode: str) -> None:
+    if decode not in DECODES:
+        raise SettingError("decode", f"must be one of {', '.join(DECODES)} (got {decode!r})")
 
 
 def extra_buffers(per_batch: int | None) -> bool:
